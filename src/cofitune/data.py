@@ -1,0 +1,153 @@
+"""SFT data: validation with file-and-line errors, prompt formatting, tokenization with a loss mask."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+from cofitune.io import DataError
+
+IGNORE_INDEX = -100
+ROLES = ("system", "user", "assistant")
+
+ALPACA_PROMPT = (
+    "Below is an instruction that describes a task{with_input}. "
+    "Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n{input_block}### Response:\n"
+)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One validated SFT example: the conversation up to the response, and the response."""
+
+    prompt_messages: tuple[dict[str, str], ...]
+    response: str
+    source: str  # "file:line", kept so later errors can still point at the input
+
+
+def validate_record(record: Any, path: str | Path, line: int) -> Example:
+    """Alpaca form (instruction, input, output) or chat form (messages); anything else is a DataError."""
+    if not isinstance(record, dict):
+        raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line)
+    source = f"{path}:{line}"
+    if "messages" in record:
+        return _validate_chat(record["messages"], path, line, source)
+    for key in ("instruction", "output"):
+        if key not in record:
+            raise DataError(path, f"missing field {key!r} (expected Alpaca 'instruction'/'input'/'output' or chat 'messages')", line)
+    for key in ("instruction", "input", "output"):
+        if key in record and not isinstance(record[key], str):
+            raise DataError(path, f"field {key!r} must be a string, got {type(record[key]).__name__}", line)
+    if not record["instruction"].strip():
+        raise DataError(path, "empty 'instruction'", line)
+    if not record["output"].strip():
+        raise DataError(path, "empty 'output'", line)
+    user = user_message(record["instruction"], record.get("input", ""))
+    return Example(({"role": "user", "content": user},), record["output"], source)
+
+
+def _validate_chat(messages: Any, path: str | Path, line: int, source: str) -> Example:
+    if not isinstance(messages, list) or not messages:
+        raise DataError(path, "'messages' must be a non-empty list", line)
+    for i, msg in enumerate(messages):
+        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
+            raise DataError(path, f"messages[{i}] must be an object with string 'role' and 'content'", line)
+        if msg["role"] not in ROLES:
+            raise DataError(path, f"messages[{i}].role {msg['role']!r} is not one of {ROLES}", line)
+    if messages[-1]["role"] != "assistant":
+        raise DataError(path, "the last message must be the assistant's response", line)
+    if not messages[-1]["content"].strip():
+        raise DataError(path, "empty assistant response", line)
+    prompt = tuple({"role": m["role"], "content": m["content"]} for m in messages[:-1])
+    if not any(m["role"] == "user" for m in prompt):
+        raise DataError(path, "no user message before the response", line)
+    return Example(prompt, messages[-1]["content"], source)
+
+
+def user_message(instruction: str, input_text: str = "") -> str:
+    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
+
+
+def validate_records(records: Iterable[tuple[int, Any]], path: str | Path) -> list[Example]:
+    return [validate_record(record, path, line) for line, record in records]
+
+
+def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def render_prompt(tokenizer: PreTrainedTokenizerBase, messages: Sequence[dict[str, str]]) -> str:
+    """The exact text the model sees before its response; training and evaluation share it."""
+    if has_chat_template(tokenizer):
+        return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    return _alpaca_prompt(messages)
+
+
+def _alpaca_prompt(messages: Sequence[dict[str, str]]) -> str:
+    """Fallback for models without a chat template: the Alpaca template (system text folded in)."""
+    system = "\n".join(m["content"] for m in messages if m["role"] == "system")
+    turns = [m["content"] for m in messages if m["role"] != "system"]
+    instruction = "\n\n".join(filter(None, [system, *turns]))
+    return ALPACA_PROMPT.format(with_input="", instruction=instruction, input_block="")
+
+
+def render_response(tokenizer: PreTrainedTokenizerBase, example: Example) -> str:
+    """The response text exactly as the template closes it (end-of-turn token included)."""
+    if not has_chat_template(tokenizer):
+        return example.response + (tokenizer.eos_token or "")
+    messages = [*example.prompt_messages, {"role": "assistant", "content": example.response}]
+    full = tokenizer.apply_chat_template(messages, tokenize=False)
+    prompt = render_prompt(tokenizer, example.prompt_messages)
+    if not full.startswith(prompt):
+        raise DataError(example.source, "the chat template does not render the prompt as a prefix of the conversation")
+    return full[len(prompt):]
+
+
+@dataclass
+class TokenizeReport:
+    examples: int = 0
+    truncated: int = 0
+    dropped_no_target: int = 0
+    tokens: int = 0
+    target_tokens: int = 0
+
+
+def tokenize_example(
+    tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int, loss_on: str = "response"
+) -> tuple[dict[str, list[int]], bool]:
+    """input_ids and labels (IGNORE_INDEX outside the loss); returns (features, was_truncated)."""
+    if loss_on not in ("response", "all"):
+        raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
+    add_special = not has_chat_template(tokenizer)  # chat templates already carry their special tokens
+    prompt_ids = tokenizer(render_prompt(tokenizer, example.prompt_messages), add_special_tokens=add_special)["input_ids"]
+    response_ids = tokenizer(render_response(tokenizer, example), add_special_tokens=False)["input_ids"]
+    input_ids = prompt_ids + response_ids
+    prompt_labels = list(prompt_ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids)
+    labels = prompt_labels + list(response_ids)
+    truncated = len(input_ids) > max_length
+    return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}, truncated
+
+
+def tokenize_examples(
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, loss_on: str = "response"
+) -> tuple[list[dict[str, list[int]]], TokenizeReport]:
+    rows, report = [], TokenizeReport()
+    for example in examples:
+        features, truncated = tokenize_example(tokenizer, example, max_length, loss_on)
+        report.truncated += truncated
+        n_target = sum(label != IGNORE_INDEX for label in features["labels"][1:])
+        if n_target == 0:
+            report.dropped_no_target += 1
+            continue
+        rows.append(features)
+        report.examples += 1
+        report.tokens += len(features["input_ids"])
+        report.target_tokens += n_target
+    if not rows:
+        raise DataError("training data", f"no example has a response token within max_length={max_length}")
+    return rows, report

@@ -1,0 +1,339 @@
+"""The one explicit training loop (selective SFT), in the style of nanoGPT / torchtune.
+
+Launcher-agnostic: it takes an `accelerate.Accelerator` that the entry point built, so the same
+loop runs in one CPU process, on one GPU, or under DDP. Per optimizer step it:
+  1. runs the step's micro-batches (gradient accumulation, no DDP sync until the last one),
+     with the loss summed over target tokens and divided by the step's *global* target-token
+     count, so k micro-batches give exactly the update of one batch k times as large;
+  2. calls `grad_transform` once (the fine level's soft-mask goes here), then clips and steps.
+The data order is a pure function of (seed, step), and the checkpoint holds the trainable
+tensors, AdamW moments and RNG state as safetensors, so a killed run resumes to the same weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from torch import nn
+
+from cofitune import io
+from cofitune.data import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+GradTransform = Callable[[nn.Module], None]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    learning_rate: float = 4e-5
+    epochs: int = 3
+    max_steps: int | None = None  # overrides epochs when set
+    micro_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.1
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    adam_eps: float = 1e-8
+    max_grad_norm: float = 1.0
+    seed: int = 1234
+    save_every_steps: int = 50
+    log_every_steps: int = 10
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], seed: int) -> TrainSettings:
+        known = {f for f in cls.__dataclass_fields__ if f != "seed"}
+        values = {k: v for k, v in cfg.items() if k in known}
+        if "adam_betas" in values:
+            values["adam_betas"] = tuple(values["adam_betas"])
+        return cls(seed=seed, **values)
+
+    def fingerprint(self, extra: dict[str, Any] | None = None) -> str:
+        blob = json.dumps({**asdict(self), **(extra or {})}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    input_tokens: int = 0
+    target_tokens: int = 0
+    resumed_from_step: int = 0
+
+    @property
+    def final_loss(self) -> float:
+        return self.history[-1]["loss"] if self.history else float("nan")
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
+
+
+# ------------------------------------------------------------------ data order and batching
+
+
+def steps_per_epoch(n_examples: int, global_batch: int) -> int:
+    if n_examples < global_batch:
+        raise ValueError(
+            f"{n_examples} training examples are fewer than one global batch "
+            f"(micro_batch_size x gradient_accumulation_steps x processes = {global_batch})"
+        )
+    return n_examples // global_batch  # drop the last partial batch: every step has the same size
+
+
+def total_steps(n_examples: int, settings: TrainSettings, world_size: int) -> int:
+    if settings.max_steps is not None:
+        return settings.max_steps
+    return settings.epochs * steps_per_epoch(n_examples, global_batch_size(settings, world_size))
+
+
+def global_batch_size(settings: TrainSettings, world_size: int) -> int:
+    return settings.micro_batch_size * settings.gradient_accumulation_steps * world_size
+
+
+def step_example_indices(step: int, n_examples: int, global_batch: int, seed: int) -> list[int]:
+    """The examples of optimizer step `step`: a pure function, so resuming needs no sampler state."""
+    per_epoch = steps_per_epoch(n_examples, global_batch)
+    epoch, position = divmod(step, per_epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n_examples, generator=generator)
+    return order[position * global_batch : (position + 1) * global_batch].tolist()
+
+
+def collate(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad to the longest row; padded positions are masked and carry no loss."""
+    width = max(len(r["input_ids"]) for r in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        n = len(row["input_ids"])
+        input_ids[i, :n] = torch.tensor(row["input_ids"])
+        labels[i, :n] = torch.tensor(row["labels"])
+        attention[i, :n] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
+
+
+def count_targets(rows: Sequence[dict[str, list[int]]]) -> int:
+    return sum(sum(label != IGNORE_INDEX for label in r["labels"][1:]) for r in rows)
+
+
+# ------------------------------------------------------------------ optimisation pieces
+
+
+def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
+    """AdamW over trainable tensors only; no weight decay on biases and norm weights (1-D)."""
+    params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the region selects no trainable parameters")
+    groups = [
+        {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": settings.weight_decay},
+        {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps
+    )
+
+
+def learning_rate_at(step: int, n_steps: int, settings: TrainSettings) -> float:
+    """Linear warmup over warmup_ratio of the steps, then cosine decay to zero."""
+    warmup = math.ceil(settings.warmup_ratio * n_steps)
+    if step < warmup:
+        return settings.learning_rate * (step + 1) / warmup
+    progress = (step - warmup) / max(1, n_steps - warmup)
+    return settings.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Cross-entropy summed (not averaged) over the target tokens, in float32."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return F.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
+    """Trainable tensors, AdamW moments and RNG state as safetensors, progress as JSON (atomic)."""
+    tensors = {f"param/{n}": t for n, t in trainable_state(model).items()}
+    for name, param in model.named_parameters():
+        for key, value in optimizer.state.get(param, {}).items():
+            tensors[f"optim/{name}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    tensors["rng/cpu"] = torch.get_rng_state()
+    if torch.cuda.is_available():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    with io.atomic_dir(path) as tmp:
+        io.save_tensors(tmp / "state.safetensors", tensors)
+        io.write_json(tmp / "state.json", meta)
+
+
+def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    tensors = io.load_tensors(path / "state.safetensors")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for key, value in tensors.items():
+            kind, _, rest = key.partition("/")
+            if kind == "param":
+                params[rest].copy_(value)
+            elif kind == "optim":
+                name, _, slot = rest.rpartition("/")
+                optimizer.state[params[name]][slot] = value.clone()
+    torch.set_rng_state(tensors["rng/cpu"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
+    return io.read_json(path / "state.json")
+
+
+# ------------------------------------------------------------------ the loop
+
+
+def train(
+    model: nn.Module,
+    rows: Sequence[dict[str, list[int]]],
+    settings: TrainSettings,
+    accelerator: Accelerator,
+    pad_id: int,
+    checkpoint_dir: Path | None = None,
+    fingerprint: str = "",
+    grad_transform: GradTransform | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train the parameters of `model` that require grad; the others are never touched."""
+    world, rank = accelerator.num_processes, accelerator.process_index
+    global_batch = global_batch_size(settings, world)
+    n_steps = total_steps(len(rows), settings, world)
+    torch.manual_seed(settings.seed)
+    model.train()
+    optimizer = build_optimizer(model, settings)
+    result = TrainResult(steps=n_steps)
+    start = _maybe_resume(checkpoint_dir, fingerprint, model, optimizer, result)
+    ddp_model, optimizer = accelerator.prepare(model, optimizer)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    clock = time.perf_counter()
+    wall_before = result.wall_seconds
+    for step in range(start, n_steps):
+        indices = step_example_indices(step, len(rows), global_batch, settings.seed)
+        share = len(indices) // world
+        local = [rows[i] for i in indices[rank * share : (rank + 1) * share]]
+        global_targets = _global_sum(accelerator, count_targets(local))
+        loss_sum = _accumulate(ddp_model, accelerator, local, settings, pad_id, world / global_targets, step)
+        if grad_transform is not None:
+            grad_transform(model)
+        grad_norm = accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+        lr = learning_rate_at(step, n_steps, settings)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        record = {
+            "step": step + 1,
+            "loss": _global_sum(accelerator, loss_sum) / global_targets,
+            "lr": lr,
+            "grad_norm": float(grad_norm),
+            "target_tokens": global_targets,
+            "input_tokens": _global_sum(accelerator, sum(len(r["input_ids"]) for r in local)),
+        }
+        result.history.append(record)
+        result.wall_seconds = wall_before + time.perf_counter() - clock
+        _log_progress(record, n_steps, result, settings)
+        if checkpoint_dir is not None and (step + 1) % settings.save_every_steps == 0 and step + 1 < n_steps:
+            _save(checkpoint_dir, model, optimizer, accelerator, fingerprint, result)
+        if on_step is not None:
+            on_step(step + 1, record)
+    result.input_tokens = int(sum(r["input_tokens"] for r in result.history))
+    result.target_tokens = int(sum(r["target_tokens"] for r in result.history))
+    model.eval()
+    return result
+
+
+def _accumulate(
+    model: nn.Module,
+    accelerator: Accelerator,
+    local: Sequence[dict[str, list[int]]],
+    settings: TrainSettings,
+    pad_id: int,
+    scale: float,
+    step: int,
+) -> float:
+    """Forward/backward over the micro-batches of one step; gradients sync only on the last."""
+    micro = settings.micro_batch_size
+    chunks = [local[i : i + micro] for i in range(0, len(local), micro)]
+    total = 0.0
+    for i, chunk in enumerate(chunks):
+        batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id).items()}
+        sync = i == len(chunks) - 1
+        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+            loss_sum = token_loss_sum(model, batch)
+            if not torch.isfinite(loss_sum):
+                raise NonFiniteLossError(
+                    f"loss is {loss_sum.item()} at optimizer step {step + 1}, micro-batch {i + 1}: "
+                    "lower the learning rate, check the data, or use bf16 instead of fp16"
+                )
+            accelerator.backward(loss_sum * scale)
+        total += loss_sum.item()
+    return total
+
+
+def _global_sum(accelerator: Accelerator, value: float) -> float:
+    if accelerator.num_processes == 1:
+        return float(value)
+    tensor = torch.tensor(float(value), dtype=torch.float64, device=accelerator.device)
+    return float(accelerator.reduce(tensor, reduction="sum"))
+
+
+def _maybe_resume(
+    checkpoint_dir: Path | None, fingerprint: str, model: nn.Module, optimizer: torch.optim.Optimizer, result: TrainResult
+) -> int:
+    if checkpoint_dir is None or not (checkpoint_dir / "state.json").is_file():
+        return 0
+    meta = io.read_json(checkpoint_dir / "state.json")
+    if meta.get("fingerprint") != fingerprint:
+        log.warning("ignoring checkpoint %s: it was made with other settings", checkpoint_dir)
+        return 0
+    meta = load_checkpoint(checkpoint_dir, model, optimizer)
+    result.history = meta["history"]
+    result.wall_seconds = meta["wall_seconds"]
+    result.resumed_from_step = meta["step"]
+    log.info("resumed from checkpoint at step %d", meta["step"])
+    return meta["step"]
+
+
+def _save(checkpoint_dir: Path, model: nn.Module, optimizer, accelerator: Accelerator, fingerprint: str, result: TrainResult) -> None:
+    if accelerator.is_main_process:
+        meta = {"step": len(result.history), "fingerprint": fingerprint, "history": result.history, "wall_seconds": result.wall_seconds}
+        save_checkpoint(checkpoint_dir, model, optimizer, meta)
+    accelerator.wait_for_everyone()
+
+
+def _log_progress(record: dict[str, float], n_steps: int, result: TrainResult, settings: TrainSettings) -> None:
+    step = int(record["step"])
+    if step % settings.log_every_steps and step != n_steps:
+        return
+    done = step - result.resumed_from_step
+    per_step = result.wall_seconds / max(1, len(result.history))
+    tokens = sum(r["input_tokens"] for r in result.history[-done:]) if done else 0
+    log.info(
+        "step %d/%d  loss %.4f  lr %.2e  grad_norm %.3f  %.0f tok/s  eta %.0fs",
+        step, n_steps, record["loss"], record["lr"], record["grad_norm"],
+        tokens / max(result.wall_seconds, 1e-9), per_step * (n_steps - step),
+    )

@@ -1,0 +1,80 @@
+"""SFT data: every defect is reported with file and line; formatting and the loss mask."""
+
+from __future__ import annotations
+
+import pytest
+
+from cofitune import io
+from cofitune.data import IGNORE_INDEX, render_prompt, tokenize_example, tokenize_examples, validate_records
+
+
+def _load(tmp_path, lines):
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return validate_records(io.read_jsonl(path), path)
+
+
+GOOD = '{"instruction": "Add", "input": "1 2", "output": "3"}'
+
+
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ('{"instruction": "Add", "output": "3"', "invalid JSON"),
+        ('{"input": "1 2", "output": "3"}', "missing field 'instruction'"),
+        ('{"instruction": "Add", "input": "1 2", "output": "  "}', "empty 'output'"),
+        ('{"instruction": "Add", "input": 12, "output": "3"}', "field 'input' must be a string, got int"),
+        ('["not", "an", "object"]', "expected a JSON object"),
+        ('{"messages": [{"role": "user", "content": "hi"}]}', "last message must be the assistant"),
+        ('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "role 'robot'"),
+    ],
+)
+def test_each_defect_names_file_and_line(tmp_path, bad_line, message):
+    with pytest.raises(io.DataError, match=message) as err:
+        _load(tmp_path, [GOOD, "", GOOD, bad_line])
+    assert str(err.value).startswith(f"{tmp_path / 'train.jsonl'}:4: ")
+    assert err.value.line == 4
+
+
+def test_missing_and_empty_files_are_reported(tmp_path):
+    with pytest.raises(io.DataError, match="file not found"):
+        io.read_jsonl(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(io.DataError, match="no records"):
+        io.read_jsonl(tmp_path / "empty.jsonl")
+
+
+def test_chat_template_prompt_and_response_only_loss(tmp_path, tiny_llama):
+    _, tokenizer = tiny_llama
+    (example,) = _load(tmp_path, [GOOD])
+    prompt = render_prompt(tokenizer, example.prompt_messages)
+    assert prompt == "<|im_start|>user\nAdd\n\n1 2<|im_end|>\n<|im_start|>assistant\n"
+    features, truncated = tokenize_example(tokenizer, example, max_length=256)
+    assert not truncated
+    labelled = [t for t, label in zip(features["input_ids"], features["labels"], strict=True) if label != IGNORE_INDEX]
+    assert tokenizer.decode(labelled) == "3<|im_end|>\n"
+    everything, _ = tokenize_example(tokenizer, example, max_length=256, loss_on="all")
+    assert everything["labels"] == everything["input_ids"]
+
+
+def test_alpaca_fallback_without_a_chat_template(tmp_path, tiny_llama):
+    _, tokenizer = tiny_llama
+    tokenizer.chat_template = None
+    (example,) = _load(tmp_path, [GOOD])
+    prompt = render_prompt(tokenizer, example.prompt_messages)
+    assert prompt.startswith("Below is an instruction") and prompt.endswith("### Response:\n")
+    features, _ = tokenize_example(tokenizer, example, max_length=256)
+    labelled = [t for t, label in zip(features["input_ids"], features["labels"], strict=True) if label != IGNORE_INDEX]
+    assert tokenizer.decode(labelled) == "3<|im_end|>"
+
+
+def test_truncation_is_counted_and_targetless_examples_dropped(tmp_path, tiny_llama):
+    _, tokenizer = tiny_llama
+    long_output = '{"instruction": "Say", "output": "' + "word " * 100 + '"}'
+    long_prompt = '{"instruction": "' + "word " * 100 + '", "output": "yes"}'
+    examples = _load(tmp_path, [GOOD, long_output, long_prompt])
+    rows, report = tokenize_examples(tokenizer, examples, max_length=40)
+    assert (report.examples, report.truncated, report.dropped_no_target) == (2, 2, 1)
+    assert all(len(r["input_ids"]) <= 40 for r in rows)
+    with pytest.raises(io.DataError, match="no example has a response token within max_length=4"):
+        tokenize_examples(tokenizer, examples, max_length=4)

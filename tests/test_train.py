@@ -1,0 +1,118 @@
+"""The training loop: schedule, accumulation equivalence, resume after a kill, NaN handling."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from cofitune import regions
+from cofitune.train import (
+    NonFiniteLossError,
+    TrainSettings,
+    build_optimizer,
+    learning_rate_at,
+    step_example_indices,
+    train,
+)
+
+SETTINGS = TrainSettings(learning_rate=1e-3, max_steps=6, micro_batch_size=4, save_every_steps=2, log_every_steps=1)
+
+
+def _prepare(model, module_set="ffn", layer_range=(0.25, 0.5)):
+    model = copy.deepcopy(model)
+    regions.freeze_all_but(model, regions.select_parameters(model, layer_range, module_set))
+    return model
+
+
+def _params(model):
+    return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    s = TrainSettings(learning_rate=1.0, warmup_ratio=0.1)
+    lrs = [learning_rate_at(i, 100, s) for i in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[9:]))
+    assert lrs[-1] < 1e-3
+
+
+def test_data_order_is_a_pure_function_of_seed_and_step():
+    a = [step_example_indices(s, 20, 4, seed=7) for s in range(10)]
+    b = [step_example_indices(s, 20, 4, seed=7) for s in range(10)]
+    assert a == b
+    assert sorted(i for s in a[:5] for i in s) == list(range(20))  # one epoch covers every example once
+    assert a != [step_example_indices(s, 20, 4, seed=8) for s in range(10)]
+
+
+def test_frozen_tensors_are_bitwise_unchanged_and_have_no_optimizer_state(tiny_llama, tiny_rows):
+    model = _prepare(tiny_llama[0])
+    before = _params(model)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {"model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight"}
+    train(model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0)
+    after = _params(model)
+    for name in before:
+        changed = not torch.equal(before[name], after[name])
+        assert changed == (name in trainable), name
+    optimizer = build_optimizer(model, SETTINGS)
+    assert {id(p) for g in optimizer.param_groups for p in g["params"]} == {
+        id(p) for n, p in model.named_parameters() if n in trainable
+    }
+
+
+def test_gradient_accumulation_matches_one_large_batch(tiny_llama, tiny_rows):
+    big = TrainSettings(learning_rate=1e-3, max_steps=2, micro_batch_size=8, gradient_accumulation_steps=1)
+    small = TrainSettings(learning_rate=1e-3, max_steps=2, micro_batch_size=2, gradient_accumulation_steps=4)
+    a, b = _prepare(tiny_llama[0]), _prepare(tiny_llama[0])
+    train(a, tiny_rows, big, Accelerator(cpu=True), pad_id=0)
+    train(b, tiny_rows, small, Accelerator(cpu=True), pad_id=0)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp_path):
+    reference = _prepare(tiny_llama[0], module_set="mha+ffn")
+    full = train(reference, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_three(step, _record):
+        if step == 3:
+            raise Killed
+
+    model = _prepare(tiny_llama[0], module_set="mha+ffn")
+    with pytest.raises(Killed):
+        train(model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x", on_step=kill_after_three)
+    assert (tmp_path / "state.json").is_file()
+    resumed_model = _prepare(tiny_llama[0], module_set="mha+ffn")  # a fresh process starts from the base
+    resumed = train(resumed_model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x")
+    assert resumed.resumed_from_step == 2
+    for (name, pa), (_, pb) in zip(reference.named_parameters(), resumed_model.named_parameters(), strict=True):
+        assert torch.equal(pa, pb), name
+    assert [r["loss"] for r in resumed.history] == [r["loss"] for r in full.history]
+
+
+def test_a_checkpoint_from_other_settings_is_not_resumed(tiny_llama, tiny_rows, tmp_path):
+    model = _prepare(tiny_llama[0])
+    train(model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="old")
+    again = train(_prepare(tiny_llama[0]), tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="new")
+    assert again.resumed_from_step == 0
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tiny_llama, tiny_rows):
+    model = _prepare(tiny_llama[0])
+    with torch.no_grad():
+        model.model.layers[1].mlp.up_proj.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="optimizer step 1"):
+        train(model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0)
+
+
+def test_too_little_data_for_one_batch_is_reported(tiny_llama, tiny_rows):
+    settings = TrainSettings(micro_batch_size=64, epochs=1)
+    with pytest.raises(ValueError, match="fewer than one global batch"):
+        train(_prepare(tiny_llama[0]), tiny_rows, settings, Accelerator(cpu=True), pad_id=0)
