@@ -1,0 +1,18 @@
+# cofitune: coarse-to-fine fine-tuning, as a Snakemake workflow. Table of contents only:
+# config handling and paths live in workflow/rules/common.smk, one rule file per stage.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        TABLES,

@@ -1,0 +1,160 @@
+"""Evaluation through lm-evaluation-harness's Python API, on an in-memory model.
+
+One `simple_evaluate` call per prompt format: "plain" (speciality tasks, whose prompts are already
+rendered like the training data, plus versatility tasks as lm-eval formats them) and "chat"
+(versatility tasks wrapped in the model's chat template by lm-eval). No request cache is used: it
+is keyed by request, not by model, and would hand one model's answers to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("plain", "chat")
+DEFAULT_METRICS = ("acc,none", "exact_match,strip", "exact_match,none")
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    speciality: tuple[str, ...]
+    groups: Mapping[str, tuple[str, ...]]  # versatility group -> lm-eval task names
+    formats: tuple[str, ...] = ("plain",)
+    include_path: tuple[str, ...] = ()
+    batch_size: int = 8
+    limit: int | float | None = None
+    metrics: Mapping[str, str] = field(default_factory=dict)  # task -> metric key, e.g. "exact_match,strict-match"
+    seed: int = 1234
+
+    def tasks_for(self, fmt: str) -> list[str]:
+        versatility = [t for tasks in self.groups.values() for t in tasks]
+        return [*self.speciality, *versatility] if fmt == "plain" else versatility
+
+
+@dataclass
+class EvalOutput:
+    metrics: list[dict[str, Any]]  # one row per (format, task): value in [0, 1]
+    samples: list[dict[str, Any]]  # one row per (format, task, item)
+
+
+def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: EvalPlan, device: str = "cpu") -> EvalOutput:
+    from lm_eval.models.huggingface import HFLM
+
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=plan.batch_size, device=device)
+    output = EvalOutput([], [])
+    for fmt in plan.formats:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown prompt format {fmt!r}; expected one of {FORMATS}")
+        tasks = plan.tasks_for(fmt)
+        if not tasks:
+            continue
+        raw = _simple_evaluate(lm, tasks, plan, apply_chat_template=fmt == "chat")
+        for task in tasks:
+            metric = resolve_metric(task, raw["results"][task], plan.metrics.get(task))
+            output.metrics.append(_metric_row(fmt, task, metric, raw))
+            output.samples.extend(_sample_rows(fmt, task, metric, raw["samples"][task]))
+    return output
+
+
+def task_manager(include_path: Sequence[str], needed: Sequence[str]):
+    """Index only our own YAMLs (0.1 s) unless a needed task is one of lm-eval's built-ins (5 s)."""
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=list(include_path) or None, include_defaults=False)
+    missing = [t for t in needed if t not in manager.all_tasks]
+    if missing:
+        log.info("indexing lm-eval's built-in tasks for %s", missing)
+        manager = TaskManager(include_path=list(include_path) or None, include_defaults=True)
+        unknown = [t for t in needed if t not in manager.all_tasks]
+        if unknown:
+            raise ValueError(f"unknown lm-eval task(s) {unknown}: not built in and not under {list(include_path)}")
+    return manager
+
+
+def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, apply_chat_template: bool) -> dict[str, Any]:
+    from lm_eval import simple_evaluate
+
+    results = simple_evaluate(
+        model=lm,
+        tasks=tasks,
+        task_manager=task_manager(plan.include_path, tasks),
+        limit=plan.limit,
+        log_samples=True,
+        apply_chat_template=apply_chat_template,
+        cache_requests=False,
+        bootstrap_iters=0,  # we bootstrap ourselves over the kept per-item scores
+        random_seed=plan.seed,
+        numpy_random_seed=plan.seed,
+        torch_random_seed=plan.seed,
+        fewshot_random_seed=plan.seed,
+    )
+    if results is None:
+        raise RuntimeError("lm-eval returned no results (non-zero rank?)")
+    return results
+
+
+def resolve_metric(task: str, task_results: Mapping[str, Any], configured: str | None) -> str:
+    """The metric key that scores `task`: configured, else acc, else exact match."""
+    if configured:
+        if configured not in task_results:
+            raise KeyError(f"task {task!r} has no metric {configured!r}; it reports {sorted(_metric_keys(task_results))}")
+        return configured
+    for key in DEFAULT_METRICS:
+        if key in task_results:
+            return key
+    candidates = [k for k in _metric_keys(task_results) if k.startswith("exact_match,")]
+    if candidates:
+        return candidates[0]
+    raise KeyError(f"task {task!r}: set its metric in the config; it reports {sorted(_metric_keys(task_results))}")
+
+
+def _metric_keys(task_results: Mapping[str, Any]) -> list[str]:
+    return [k for k in task_results if "," in k and "_stderr" not in k]
+
+
+def _metric_row(fmt: str, task: str, metric: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    task_results = raw["results"][task]
+    return {
+        "format": fmt,
+        "task": task,
+        "metric": metric,
+        "value": float(task_results[metric]),  # lm-eval gives numpy floats; Arrow wants plain ones
+        "n": int(raw.get("n-samples", {}).get(task, {}).get("effective", 0)),
+    }
+
+
+def _sample_rows(fmt: str, task: str, metric: str, samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    name, _, filt = metric.partition(",")
+    rows = []
+    for sample in samples:
+        if sample.get("filter", filt) != filt:
+            continue
+        rows.append(
+            {
+                "format": fmt,
+                "task": task,
+                "doc_id": int(sample["doc_id"]),
+                "target": str(sample.get("target")),
+                "prediction": _prediction(sample),
+                "score": float(sample[name]),
+            }
+        )
+    return rows
+
+
+def _prediction(sample: Mapping[str, Any]) -> str:
+    """Generation tasks: the filtered answer; multiple choice: the index of the likeliest choice."""
+    resps = sample.get("filtered_resps")
+    if not resps:
+        return ""
+    if isinstance(resps[0], list | tuple) and len(resps[0]) == 2 and isinstance(resps[0][0], float):
+        logliks = [r[0] for r in resps]
+        return str(max(range(len(logliks)), key=logliks.__getitem__))
+    return str(resps[0])

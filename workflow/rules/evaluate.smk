@@ -1,0 +1,22 @@
+# lm-eval speciality and versatility benchmarks of one candidate (the base model is evaluated
+# once as the candidate "base" and reused by every comparison).
+rule evaluate_candidate:
+    input:
+        unpack(trained_tensors),
+        model=MODEL_DIR,
+        tasks=TASKS_DIR,
+    output:
+        metrics=RESULTS / "eval" / "{candidate}" / "metrics.json",
+        samples=RESULTS / "eval" / "{candidate}" / "samples.parquet",
+    params:
+        evaluation=EVALUATION,
+        code=code_hash("evaluate"),
+    threads: workflow.cores
+    log:
+        log_file("evaluate/{candidate}"),
+    benchmark:
+        benchmark_file("evaluate/{candidate}")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/evaluate_candidate.py"

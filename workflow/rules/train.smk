@@ -1,0 +1,32 @@
+# Selective SFT of one candidate, launched by accelerate (one CPU process here; GPUs and DDP
+# through the accelerate config). Only training settings are params: changing evaluation
+# settings re-evaluates without retraining.
+rule train_candidate:
+    input:
+        model=MODEL_DIR,
+        data=TRAIN_DATA,
+        accelerate=accelerate_config(),
+    output:
+        trained=RESULTS / "train" / "{candidate}" / "trained.safetensors",
+        metrics=RESULTS / "train" / "{candidate}" / "train_metrics.json",
+    params:
+        candidate=lambda wc: json.dumps(CANDIDATE_SPECS[wc.candidate]),
+        training=json.dumps(config["training"]),
+        module_sets=json.dumps(config["module_sets"]),
+        seed=config["seed"],
+        out_dir=lambda wc: RESULTS / "train" / wc.candidate,
+        code=code_hash("train"),
+    threads: workflow.cores
+    resources:
+        gpu=0,
+    log:
+        log_file("train/{candidate}"),
+    benchmark:
+        benchmark_file("train/{candidate}")
+    conda:
+        "../../envs/cofitune.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.cli train"
+        " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
+        " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
+        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
