@@ -1,7 +1,10 @@
 # cofitune: coarse-to-fine fine-tuning, as a Snakemake workflow. Table of contents only:
 # config handling and paths live in workflow/rules/common.smk, one rule file per stage.
 
-configfile: "config.yaml"
+# A preset given with --configfile replaces config.yaml instead of being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

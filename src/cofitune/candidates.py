@@ -46,7 +46,7 @@ class Candidate:
         return {
             "candidate": self.id,
             "method": self.method,
-            "layer_range": "" if self.layer_range is None else regions.format_layer_range(self.layer_range),
+            "layer_range": "" if not self.trains else regions.format_layer_range(self.layer_range or (0.0, 1.0)),
             "module_set": self.module_set if self.trains else "",
         }
 

@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--model-dir", required=True)
     merge.add_argument("--trained", required=True, help="trained.safetensors of a candidate")
     merge.add_argument("--out-dir", required=True)
+
+    summary = sub.add_parser("summary", help="print the candidates table as Markdown")
+    summary.add_argument("table", help="results/tables/candidates.parquet")
     return parser
 
 
@@ -74,6 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages.prepare_model(args.model, args.out_dir, args.seed)
     elif args.command == "merge":
         stages.merge(args.model_dir, args.trained, args.out_dir)
+    elif args.command == "summary":
+        from cofitune.io import read_parquet
+        from cofitune.tables import markdown_summary
+
+        print(markdown_summary(read_parquet(args.table)))
     return 0
 
 

@@ -107,3 +107,27 @@ def candidates_table(
 
 def samples_table(candidate_id: str, samples: Sequence[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist([{"candidate": candidate_id, **s} for s in samples], schema=SAMPLES_SCHEMA)
+
+
+SUMMARY_COLUMNS = (
+    ("candidate", "candidate", "{}"),
+    ("layer_range", "layers", "{}"),
+    ("module_set", "modules", "{}"),
+    ("trainable_fraction", "trained %", "{:.1%}"),
+    ("spe", "Spe.", "{:.1f}"),
+    ("ver", "Ver.", "{:.1f}"),
+    ("uni", "Uni.", "{:.1f}"),
+    ("train_wall_seconds", "train s", "{:.0f}"),
+)
+
+
+def markdown_summary(table: pa.Table) -> str:
+    """One line per candidate, best Uni. first (ties broken by candidate id)."""
+    rows = sorted(table.to_pylist(), key=lambda r: (-r["uni"], r["candidate"]))
+    header = "| " + " | ".join(title for _, title, _ in SUMMARY_COLUMNS) + " |"
+    rule = "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|"
+    lines = [header, rule]
+    for row in rows:
+        cells = [fmt.format(row[key]) if row[key] is not None else "" for key, _, fmt in SUMMARY_COLUMNS]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -9,7 +9,8 @@ SRC = REPO / "src"
 # The rules' scripts and `accelerate launch -m cofitune.cli` find the package without an install
 # step, inside or outside a conda env: the package is put on the path of every job.
 sys.path.insert(0, str(SRC))
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))
+# (Set here, not asserted with envvars: the workflow defines it, users need not.)
+os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
 
 from snakemake.utils import validate
 

@@ -1,0 +1,64 @@
+"""Running the real Snakemake workflow from tests, in a scratch working directory."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from cofitune import io
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = REPO / "workflow" / "presets"
+
+
+def scratch_workdir(path: Path) -> Path:
+    """A working directory that sees the repo's data/ (config paths are relative to it)."""
+    (path / "data").symlink_to(REPO / "data")
+    return path
+
+
+def variant(workdir: Path, name: str, preset: str = "smoke", **sections) -> Path:
+    """A copy of a preset with whole top-level sections replaced, written into the workdir."""
+    config = {**io.read_yaml(PRESETS / f"{preset}.yaml"), **sections}
+    path = workdir / f"{name}.yaml"
+    io.write_yaml(path, config)
+    return path
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # accelerate, as in the venv
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
+    cmd = [
+        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        "--cores", "2", "--configfile", str(configfile), "--config", "results_dir=results", *args,
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table: rule -> number of jobs (empty when nothing to do)."""
+    jobs = {}
+    in_table = False
+    for line in output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            match = re.fullmatch(r"(\w+)\s+(\d+)", line.strip())
+            if match and match.group(1) != "total":
+                jobs[match.group(1)] = int(match.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return jobs
+
+
+def describe_failure(proc: subprocess.CompletedProcess, workdir: Path) -> str:
+    logs = "\n".join(f"--- {p}\n{p.read_text()[-2000:]}" for p in sorted((workdir / "results" / "logs").rglob("*.log")))
+    return f"{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}\n{logs}"
