@@ -44,6 +44,11 @@ class Family:
     layers_path: str  # attribute path from the CausalLM to the ModuleList of layers
     roles: dict[str, str]  # role -> module path inside one layer
     fused_qkv: bool = False  # q, k and v live in one matrix (GPT-2, GPT-NeoX)
+    # How the output units of the fused q/k/v matrix are laid out: "blocks" = [q | k | v] (GPT-2),
+    # "per_head" = for each head [q_h | k_h | v_h] (GPT-NeoX). Unused when q, k, v are separate.
+    qkv_layout: str = "separate"
+    # Output units are the *columns* of the weight (GPT-2's Conv1D stores (in, out)).
+    transposed: bool = False
 
 
 _LLAMA = Family(
@@ -64,6 +69,8 @@ _GPT2 = Family(
     layers_path="transformer.h",
     roles={"q": "attn.c_attn", "k": "attn.c_attn", "v": "attn.c_attn", "o": "attn.c_proj", "up": "mlp.c_fc", "down": "mlp.c_proj"},
     fused_qkv=True,
+    qkv_layout="blocks",
+    transposed=True,
 )
 _NEOX = Family(
     name="gpt_neox",
@@ -77,6 +84,7 @@ _NEOX = Family(
         "down": "mlp.dense_4h_to_h",
     },
     fused_qkv=True,
+    qkv_layout="per_head",
 )
 
 FAMILIES: dict[str, Family] = {
@@ -107,6 +115,21 @@ def family_of(model: nn.Module) -> Family:
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return model.get_submodule(family_of(model).layers_path)
+
+
+def role_module(model: nn.Module, layer: int, role: str) -> nn.Module:
+    family = family_of(model)
+    return decoder_layers(model)[layer].get_submodule(family.roles[role])
+
+
+def locate_parameter(model: nn.Module, name: str) -> tuple[int, tuple[str, ...], str] | None:
+    """'model.layers.3.mlp.up_proj.weight' -> (3, ('up',), 'weight'); None outside the decoder layers."""
+    family = family_of(model)
+    match = re.fullmatch(rf"{re.escape(family.layers_path)}\.(\d+)\.(.+)\.(weight|bias)", name)
+    if not match:
+        return None
+    roles = tuple(r for r, path in family.roles.items() if path == match.group(2))
+    return int(match.group(1)), roles, match.group(3)
 
 
 def layer_indices(layer_range: tuple[float, float], n_layers: int) -> list[int]:

@@ -1,0 +1,190 @@
+"""Fine level: importance estimation and gradient soft-masking, proven row by row."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from cofitune import importance, masking, regions
+from cofitune.train import TrainSettings, collate, token_loss_sum, train
+
+FAMILIES = ["tiny_llama", "tiny_gpt2", "tiny_neox"]
+
+
+def _batches(tokenizer, n=4, size=4, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n * size):
+        length = int(torch.randint(5, 20, (1,), generator=generator))
+        ids = torch.randint(3, len(tokenizer), (length,), generator=generator).tolist()
+        rows.append({"input_ids": ids, "labels": ids})
+    return [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+
+
+def _random_importance(model, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    gates = importance.make_gates(model)
+    return {t: torch.rand(torch.stack(gates[t]).shape, generator=generator) for t in importance.UNIT_TYPES}
+
+
+def _expected_factor(model, name, index, imp):
+    """Independent, unit-by-unit statement of which importance scales output unit `index`."""
+    layer, roles, _ = regions.locate_parameter(model, name)
+    family = regions.family_of(model)
+    heads = model.config.num_attention_heads
+    hidden = model.config.hidden_size
+    head_dim = hidden // heads
+    if "up" in roles or "gate" in roles:
+        return 1 - imp["intermediate"][layer, index]
+    if "down" in roles:
+        return 1 - imp["output"][layer, index]
+    if family.qkv_layout == "blocks":
+        return 1 - imp["head"][layer, (index % hidden) // head_dim]
+    if family.qkv_layout == "per_head":
+        return 1 - imp["head"][layer, index // (3 * head_dim)]
+    if roles == ("q",):
+        return 1 - imp["head"][layer, index // head_dim]
+    kv_heads = model.config.num_key_value_heads
+    kv = index // head_dim
+    sharing = [h for h in range(heads) if h * kv_heads // heads == kv]
+    return 1 - max(imp["head"][layer, h] for h in sharing)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_masked_gradient_is_one_minus_importance_times_gradient_row_by_row(family, request):
+    model, tokenizer = request.getfixturevalue(family)
+    names = regions.select_parameters(model, (0.0, 1.0), "mha+ffn", {"mha+ffn": ["q", "k", "v", "gate", "up", "down"]} if family == "tiny_llama" else None)
+    regions.freeze_all_but(model, names)
+    imp = _random_importance(model)
+    batch = _batches(tokenizer, n=1)[0]
+    token_loss_sum(model, batch).backward()
+    unmasked = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    mask = masking.SoftMask(model, masking.row_scales(model, imp, names, masking.PARTS))
+    assert len(mask) == len(names)
+    mask(model)
+    transposed = regions.family_of(model).transposed
+    checked_roles = set()
+    for name, param in model.named_parameters():
+        if name not in names:
+            continue
+        checked_roles.update(regions.locate_parameter(model, name)[1])
+        rows = unmasked[name].T if transposed and param.ndim == 2 else unmasked[name]
+        got = param.grad.T if transposed and param.ndim == 2 else param.grad
+        for index in range(rows.shape[0]):
+            factor = _expected_factor(model, name, index, imp)
+            torch.testing.assert_close(got[index], rows[index] * factor, msg=f"{name} unit {index}")
+    expected_roles = {"q", "k", "v", "up", "down"} | ({"gate"} if family == "tiny_llama" else set())
+    assert checked_roles == expected_roles
+    if family != "tiny_llama":
+        assert any(n.endswith(".bias") for n in names)  # biases are covered by GPT-2 and GPT-NeoX
+
+
+def test_grouped_query_key_value_heads_take_the_max_of_their_query_heads(tiny_llama):
+    model, _ = tiny_llama
+    head = torch.tensor([0.1, 0.9, 0.3, 0.2])  # 4 query heads, 2 kv heads: {0,1} -> 0, {2,3} -> 1
+    scale = masking.head_row_scale(model, ("k",), head, out=32)
+    assert torch.allclose(scale, torch.tensor([0.1] * 16 + [0.7] * 16))
+
+
+def test_default_parts_mask_only_the_ffn(tiny_llama):
+    model, _ = tiny_llama
+    names = regions.select_parameters(model, (0.0, 1.0), "mha+ffn")
+    scales = masking.row_scales(model, _random_importance(model), names)
+    assert {regions.locate_parameter(model, n)[1] for n in scales} == {("up",), ("down",)}
+    with pytest.raises(ValueError, match="unknown soft-mask parts"):
+        masking.row_scales(model, _random_importance(model), names, ["ffn"])
+
+
+def test_accumulation_with_the_mask_equals_one_large_batch(tiny_llama, tiny_rows):
+    base, _ = tiny_llama
+    imp = _random_importance(base)
+    results = []
+    for micro, accumulation in ((8, 1), (2, 4)):
+        model = copy.deepcopy(base)
+        names = regions.select_parameters(model, (0.0, 1.0), "mha+ffn")
+        regions.freeze_all_but(model, names)
+        mask = masking.SoftMask(model, masking.row_scales(model, imp, names, masking.PARTS))
+        settings = TrainSettings(learning_rate=1e-3, max_steps=2, micro_batch_size=micro, gradient_accumulation_steps=accumulation)
+        train(model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, grad_transform=mask)
+        results.append(dict(model.named_parameters()))
+    for name in results[0]:
+        torch.testing.assert_close(results[0][name], results[1][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_a_fully_important_row_never_moves(tiny_llama, tiny_rows):
+    model, _ = tiny_llama
+    names = regions.select_parameters(model, (0.0, 1.0), "ffn")
+    regions.freeze_all_but(model, names)
+    imp = {t: torch.zeros_like(v) for t, v in _random_importance(model).items()}
+    imp["intermediate"][:, :5] = 1.0  # rows 0-4 of every up projection
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    settings = TrainSettings(learning_rate=1e-2, max_steps=3, micro_batch_size=8, weight_decay=0.0)
+    train(model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, grad_transform=masking.SoftMask(model, masking.row_scales(model, imp, names)))
+    up = "model.layers.0.mlp.up_proj.weight"
+    assert torch.equal(model.get_parameter(up)[:5], before[up][:5])
+    assert not torch.equal(model.get_parameter(up)[5:], before[up][5:])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_without_dropout_the_kl_is_exactly_zero_and_with_it_importance_is_not(family, request):
+    model, tokenizer = request.getfixturevalue(family)
+    for module in model.modules():  # GPT-2 has dropout of its own; estimation runs in train mode
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    batches = _batches(tokenizer)
+    silent = importance.estimate(model, batches, importance.ImportanceSettings(dropout=0.0))
+    assert all(torch.count_nonzero(v) == 0 for v in silent.values())
+    torch.manual_seed(0)
+    noisy = importance.estimate(model, batches, importance.ImportanceSettings(dropout=0.1))
+    assert all(torch.count_nonzero(v) > 0 for v in noisy.values())
+    layers = len(regions.decoder_layers(model))
+    assert noisy["head"].shape == (layers, model.config.num_attention_heads)
+    assert noisy["output"].shape == (layers, model.config.hidden_size)
+
+
+def test_estimation_changes_no_weight_and_restores_requires_grad(tiny_llama):
+    model, tokenizer = tiny_llama
+    regions.freeze_all_but(model, regions.select_parameters(model, (0.0, 0.5), "ffn"))
+    before = {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}
+    importance.estimate(model, _batches(tokenizer), importance.ImportanceSettings(dropout=0.1))
+    for name, param in model.named_parameters():
+        assert torch.equal(param, before[name][0]) and param.requires_grad == before[name][1], name
+    assert not model.training
+
+
+def test_a_fixed_seed_gives_identical_importance(tiny_llama):
+    model, tokenizer = tiny_llama
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(1234)
+        runs.append(importance.estimate(model, _batches(tokenizer), importance.ImportanceSettings(dropout=0.05, accumulate="abs")))
+    assert all(torch.equal(runs[0][t], runs[1][t]) for t in importance.UNIT_TYPES)
+    assert all((runs[0][t] >= 0).all() for t in importance.UNIT_TYPES)  # abs accumulation
+
+
+def test_padding_positions_do_not_enter_the_kl():
+    z1, z2 = torch.randn(2, 5, 7), torch.randn(2, 5, 7)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    altered = z2.clone()
+    altered[0, 3:] += 100.0  # what happens at padding must not matter
+    assert importance.kl_loss(z1, z2, mask, 0.1) == importance.kl_loss(z1, altered, mask, 0.1)
+    assert importance.kl_loss(z1, z1, mask, 0.1) == 0
+
+
+def test_normalised_importance_lies_in_zero_one_per_layer():
+    raw = torch.cat([torch.randn(3, 50) * 1e-6, torch.tensor([[1e9] + [0.0] * 49]), torch.zeros(1, 50)])
+    normalised = importance.normalise(raw)
+    assert ((normalised >= 0) & (normalised < 1)).all()
+    assert torch.equal(normalised[-1], torch.zeros(50))  # a constant layer has no preference
+    row = raw[0]
+    assert torch.allclose(normalised[0], torch.tanh((row - row.mean()) / row.std()).abs())
+
+
+def test_sources_combine_by_elementwise_max():
+    a = {t: torch.tensor([[0.1, 0.8], [0.5, 0.2]]) for t in importance.UNIT_TYPES}
+    b = {t: torch.tensor([[0.3, 0.1], [0.4, 0.9]]) for t in importance.UNIT_TYPES}
+    combined = importance.combine([a, b])
+    assert all(torch.equal(combined[t], torch.tensor([[0.3, 0.8], [0.5, 0.9]])) for t in importance.UNIT_TYPES)
