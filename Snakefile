@@ -10,6 +10,7 @@ if not workflow.overwrite_configfiles:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/importance.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
@@ -19,3 +20,4 @@ rule all:
     default_target: True
     input:
         TABLES,
+        IMPORTANCE_OUTPUTS,

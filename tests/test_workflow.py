@@ -15,7 +15,7 @@ from tests.workflow_helpers import describe_failure, planned_jobs, scratch_workd
 
 pytestmark = pytest.mark.integration
 
-CANDIDATES = {"base", "full_sft", "0.25-0.5_ffn", "0-0.5_mha+ffn"}
+CANDIDATES = {"base", "full_sft", "0.25-0.5_ffn", "0-0.5_mha+ffn", "0.25-0.5_ffn_softmask", "V-SoftMask"}
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +41,11 @@ def test_candidates_table_schema_and_values(smoke):
         assert row["ver"] == row["ver_chat"]  # the smoke preset ranks by the chat format
         assert row["eval_batch_size"] == 8 and row["seed"] == 1234
     assert rows["base"]["final_loss"] is None and rows["base"]["trainable_params"] == 0
-    trained = [rows[c]["trainable_params"] for c in CANDIDATES - {"base"}]
-    assert len(set(trained)) == len(trained)  # candidates really differ in what they train
-    assert rows["full_sft"]["trainable_fraction"] == 1.0
+    regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0.25-0.5_ffn", "0-0.5_mha+ffn")]
+    assert len(set(regions_)) == len(regions_)  # candidates really differ in what they train
+    assert rows["full_sft"]["trainable_fraction"] == rows["V-SoftMask"]["trainable_fraction"] == 1.0
+    assert rows["V-SoftMask"]["method"] == "v_softmask" and rows["0.25-0.5_ffn_softmask"]["method"] == "region+softmask"
+    assert rows["0.25-0.5_ffn_softmask"]["softmask"] and not rows["0.25-0.5_ffn"]["softmask"]
     assert rows["0-0.5_mha+ffn"]["layer_indices"] == [0, 1]
     assert len({r["config_hash"] for r in rows.values()}) == 1
 
@@ -70,9 +72,30 @@ def test_trained_tensors_are_exactly_the_region_and_really_trained(smoke):
         assert metrics["steps"] == 4 and len(metrics["history"]) == 4
 
 
+def test_soft_masked_candidates_use_the_importance_and_train_differently(smoke):
+    table = pq.read_table(smoke / "results" / "tables" / "importance.parquet")
+    assert table.column_names == ["source", "layer", "unit_type", "unit_index", "raw", "normalised"]
+    rows = table.to_pylist()
+    assert {r["source"] for r in rows} == {"sft", "combined"}
+    assert {r["unit_type"] for r in rows} == {"head", "intermediate", "output"}
+    assert all(0.0 <= r["normalised"] < 1.0 for r in rows)
+    assert sum(r["source"] == "sft" and r["raw"] != 0.0 for r in rows) > 0
+    for unit in ("head", "intermediate", "output"):
+        assert (smoke / "results" / "plots" / f"importance_{unit}.png").read_bytes()[:4] == b"\x89PNG"
+    train = smoke / "results" / "train"
+    masked = io.read_json(train / "0.25-0.5_ffn_softmask" / "train_metrics.json")
+    assert masked["softmask_tensors"] == 2 and masked["softmask_parts"] == ["input_projection", "output_projection"]
+    assert io.read_json(train / "V-SoftMask" / "train_metrics.json")["softmask_tensors"] == 4 * 3  # up, gate, down of every layer
+    plain = io.load_tensors(train / "0.25-0.5_ffn" / "trained.safetensors")
+    soft = io.load_tensors(train / "0.25-0.5_ffn_softmask" / "trained.safetensors")
+    assert plain.keys() == soft.keys() and any(not torch.equal(plain[n], soft[n]) for n in plain)
+
+
 def test_every_rule_wrote_its_log_and_benchmark(smoke):
     logs = {p.relative_to(smoke / "results" / "logs").as_posix() for p in (smoke / "results" / "logs").rglob("*.log")}
-    assert {"prepare_model.log", "prepare_data.log", "make_tasks.log", "aggregate_tables.log", "train/full_sft.log", "evaluate/base.log"} <= logs
+    assert {"prepare_model.log", "prepare_data.log", "make_tasks.log", "aggregate_tables.log", "train/full_sft.log",
+            "evaluate/base.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log"} <= logs
+    assert "importance batch 4/4" in (smoke / "results" / "logs" / "importance" / "sft.log").read_text()
     assert "step 4/4" in (smoke / "results" / "logs" / "train" / "full_sft.log").read_text()  # progress is visible
     assert len(list((smoke / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -92,13 +115,13 @@ def test_forcing_one_node_reruns_it_and_its_dependents_only(smoke):
 def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
     evaluation = {"batch_size": 4, "limit": 8, "formats": ["plain", "chat"], "rank_format": "chat"}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "eval_bs4", evaluation=evaluation))
-    assert planned_jobs(proc.stdout) == {"evaluate_candidate": 4, "aggregate_tables": 1, "all": 1}, proc.stdout[-2000:]
+    assert planned_jobs(proc.stdout) == {"evaluate_candidate": 6, "aggregate_tables": 1, "all": 1}, proc.stdout[-2000:]
 
 
 def test_changing_training_settings_retrains_every_candidate(smoke):
     training = {"learning_rate": 0.002, "max_steps": 4, "micro_batch_size": 4, "max_length": 128}
     jobs = planned_jobs(snakemake(smoke, "-n", configfile=variant(smoke, "lr", training=training)).stdout)
-    assert jobs == {"train_candidate": 3, "evaluate_candidate": 3, "aggregate_tables": 1, "all": 1}
+    assert jobs == {"train_candidate": 5, "evaluate_candidate": 5, "aggregate_tables": 1, "all": 1}
 
 
 @pytest.mark.parametrize(

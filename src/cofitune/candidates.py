@@ -17,12 +17,17 @@ ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
 
 @dataclass(frozen=True)
 class Candidate:
-    """One model to evaluate. `layer_range=None` with module set 'all' is full SFT."""
+    """One model to evaluate. `layer_range=None` with module set 'all' is full SFT.
+
+    `softmask` adds the fine level: gradient rows scaled by 1 - importance. Full SFT with the
+    mask is the V-SoftMask baseline.
+    """
 
     id: str
-    method: str  # "base", "full_sft" or "region"
+    method: str  # "base", "full_sft", "v_softmask", "region" or "region+softmask"
     layer_range: tuple[float, float] | None = None
     module_set: str = "all"
+    softmask: bool = False
 
     @property
     def trains(self) -> bool:
@@ -48,23 +53,26 @@ class Candidate:
             "method": self.method,
             "layer_range": "" if not self.trains else regions.format_layer_range(self.layer_range or (0.0, 1.0)),
             "module_set": self.module_set if self.trains else "",
+            "softmask": self.softmask,
         }
 
 
 def candidate_from_spec(spec: Mapping[str, Any]) -> Candidate:
-    """`{layers: all|q2|[a, b]|'a-b', modules: ffn|mha|mha+ffn|all, id?: str}` -> Candidate."""
+    """`{layers: all|q2|[a, b]|'a-b', modules: ffn|mha|mha+ffn|all, softmask?: bool, id?: str}`."""
     modules = spec.get("modules", "all")
     layers = spec.get("layers", "all")
+    softmask = bool(spec.get("softmask", False))
     if layers == "all" and modules == "all":
-        layer_range, method, default_id = None, "full_sft", "full_sft"
+        layer_range = None
+        method = default_id = "v_softmask" if softmask else "full_sft"
     else:
         layer_range = regions.parse_layer_range(layers)
-        method = "region"
-        default_id = f"{regions.format_layer_range(layer_range)}_{modules}"
+        method = "region+softmask" if softmask else "region"
+        default_id = f"{regions.format_layer_range(layer_range)}_{modules}" + ("_softmask" if softmask else "")
     candidate_id = spec.get("id") or default_id
     if not re.fullmatch(ID_PATTERN, candidate_id) or candidate_id == BASE_ID:
         raise ValueError(f"candidate id {candidate_id!r} must match {ID_PATTERN} and not be {BASE_ID!r}")
-    return Candidate(candidate_id, method, layer_range, modules)
+    return Candidate(candidate_id, method, layer_range, modules, softmask)
 
 
 def candidates_from_config(specs: Sequence[Mapping[str, Any]]) -> list[Candidate]:

@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--module-sets", type=_json, default={}, help="JSON: module set name -> roles")
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--out-dir", required=True)
+    train.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
+    train.add_argument("--softmask-parts", type=_json, default=["input_projection", "output_projection"], help="JSON list")
+
+    importance = sub.add_parser("importance", help="estimate head and neuron importance of one source (run it under accelerate launch)")
+    importance.add_argument("--model-dir", required=True)
+    importance.add_argument("--files", required=True, type=_json, help="JSON list of JSONL files (SFT form)")
+    importance.add_argument("--settings", required=True, type=_json, help="JSON of the config's importance section")
+    importance.add_argument("--seed", type=int, default=1234)
+    importance.add_argument("--out", required=True, help="output .safetensors")
 
     prepare = sub.add_parser("prepare-model", help="materialise a base model as a local safetensors folder")
     prepare.add_argument("--model", required=True, type=_json, help='JSON of the config\'s model section, e.g. {"name_or_path": "gpt2"}')
@@ -72,7 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cofitune import stages
 
     if args.command == "train":
-        stages.train_candidate(args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets)
+        stages.train_candidate(
+            args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets,
+            args.importance, args.softmask_parts,
+        )
+    elif args.command == "importance":
+        stages.estimate_importance(args.model_dir, args.files, args.settings, args.seed, args.out)
     elif args.command == "prepare-model":
         stages.prepare_model(args.model, args.out_dir, args.seed)
     elif args.command == "merge":

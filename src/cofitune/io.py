@@ -7,6 +7,7 @@ killed job never leaves a half-written output that a rerun would mistake for a f
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -131,6 +132,14 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
+
+
+def file_digest(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _json_default(obj: Any) -> Any:

@@ -18,7 +18,8 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "prepare_model": ("modeling",),
     "prepare_data": ("data", "io"),
     "make_tasks": ("tasks", "data", "io"),
-    "train": ("train", "regions", "candidates", "modeling", "data", "io", "stages"),
+    "importance": ("importance", "regions", "modeling", "data", "io", "stages", "tables", "plots"),
+    "train": ("train", "regions", "candidates", "masking", "modeling", "data", "io", "stages"),
     "evaluate": ("evaluate", "modeling", "io", "stages"),
     "aggregate": ("scores", "tables", "provenance", "io", "stages"),
 }

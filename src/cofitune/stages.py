@@ -17,6 +17,7 @@ from cofitune import io, regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.data import TokenizeReport, tokenize_examples, validate_records
 from cofitune.modeling import ModelSource, load_prepared, load_source, save_model
+from cofitune.masking import DEFAULT_PARTS, SoftMask, row_scales
 from cofitune.tasks import SPECIALITY_PREFIX, generation_task, multiple_choice_task, speciality_rows, validate_mc_row
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,12 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
+def build_accelerator(precision: str):
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=resolve_precision(precision), cpu=not torch.cuda.is_available())
+
+
 def train_candidate(
     model_dir: str | Path,
     data_dir: str | Path,
@@ -114,9 +121,10 @@ def train_candidate(
     seed: int,
     out_dir: str | Path,
     module_sets: Mapping[str, Sequence[str]] | None = None,
+    importance_file: str | Path | None = None,
+    softmask_parts: Sequence[str] = DEFAULT_PARTS,
 ) -> None:
     """Selective SFT of one candidate; writes only the trained tensors and train_metrics.json."""
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
 
     from cofitune.train import TrainSettings, train
@@ -124,20 +132,24 @@ def train_candidate(
     out_dir = Path(out_dir)
     candidate = candidate_from_spec(candidate_spec)
     settings = TrainSettings.from_config(dict(training), seed=seed)
-    precision = resolve_precision(training.get("precision", "auto"))
-    accelerator = Accelerator(mixed_precision=precision, cpu=not torch.cuda.is_available())
+    accelerator = build_accelerator(training.get("precision", "auto"))
     set_seed(seed)
     model, tokenizer = load_prepared(model_dir)
     trainable = candidate.trainable_names(model, module_sets)
     regions.freeze_all_but(model, trainable)
+    model.to(accelerator.device)
+    mask = _soft_mask(model, candidate.id, candidate.softmask, importance_file, trainable, softmask_parts)
     rows = load_training_rows(data_dir)
-    fingerprint = settings.fingerprint({"candidate": candidate.describe(), "trainable": trainable, "precision": precision, "world": accelerator.num_processes})
-    log.info("%s: training %d tensors (%d of %d parameters) on %d examples, %s, %d process(es)",
+    fingerprint = settings.fingerprint({
+        "candidate": candidate.describe(), "trainable": trainable, "precision": accelerator.mixed_precision,
+        "world": accelerator.num_processes, "mask": io.file_digest(importance_file) if mask else None, "parts": list(softmask_parts),
+    })
+    log.info("%s: training %d tensors (%d of %d parameters) on %d examples, soft-mask on %d tensors, %s, %d process(es)",
              candidate.id, len(trainable), regions.count_parameters(model, trainable), regions.count_parameters(model),
-             len(rows), precision, accelerator.num_processes)
+             len(rows), len(mask) if mask else 0, accelerator.mixed_precision, accelerator.num_processes)
     result = train(
         model, rows, settings, accelerator, pad_id=tokenizer.pad_token_id,
-        checkpoint_dir=out_dir / "checkpoint", fingerprint=fingerprint,
+        checkpoint_dir=out_dir / "checkpoint", fingerprint=fingerprint, grad_transform=mask,
     )
     if accelerator.is_main_process:
         n_layers = len(regions.decoder_layers(model))
@@ -156,12 +168,25 @@ def train_candidate(
             "target_tokens": result.target_tokens,
             "wall_seconds": result.wall_seconds,
             "tokens_per_second": result.input_tokens / max(result.wall_seconds, 1e-9),
-            "precision": precision,
+            "precision": accelerator.mixed_precision,
             "processes": accelerator.num_processes,
+            "softmask_tensors": len(mask) if mask else 0,
+            "softmask_parts": list(softmask_parts) if mask else [],
             "seed": seed,
             "history": result.history,
         })
     accelerator.wait_for_everyone()
+
+
+def _soft_mask(model, candidate_id, softmask, importance_file, trainable, parts) -> SoftMask | None:
+    if not softmask:
+        return None
+    if importance_file is None:
+        raise ValueError(f"candidate {candidate_id!r} uses the soft-mask but no importance file was given")
+    scales = row_scales(model, load_importance(importance_file), trainable, parts)
+    if not scales:
+        raise ValueError(f"candidate {candidate_id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
+    return SoftMask(model, scales)
 
 
 def load_candidate_model(model_dir: str | Path, trained_file: str | Path | None) -> tuple[nn.Module, Any]:
@@ -177,6 +202,69 @@ def merge(model_dir: str | Path, trained_file: str | Path, out_dir: str | Path) 
     model, tokenizer = load_candidate_model(model_dir, trained_file)
     with io.atomic_dir(out_dir) as tmp:
         save_model(model, tokenizer, tmp)
+
+
+# ------------------------------------------------------------------ importance (fine level)
+
+
+def estimate_importance(
+    model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path
+) -> None:
+    """Raw and per-layer normalised importance of one source; data-parallel over processes."""
+    from accelerate.utils import set_seed
+
+    from cofitune.importance import ImportanceSettings, estimate, normalise
+    from cofitune.train import collate
+
+    accelerator = build_accelerator("fp32")
+    set_seed(seed)
+    model, tokenizer = load_prepared(model_dir)
+    model.to(accelerator.device)
+    examples = [ex for path in files for ex in validate_records(io.read_jsonl(path), path)][: settings["max_examples"]]
+    rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
+    size = settings["batch_size"]
+    batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+    mine = batches[accelerator.process_index :: accelerator.num_processes]
+    log.info("importance from %d examples in %d batches (%d on this process)", len(rows), len(batches), len(mine))
+    keys = ("dropout", "temperature", "accumulate", "batch_size")
+    raw = estimate(model, _progress(mine), ImportanceSettings(**{k: settings[k] for k in keys}),
+                   reduce=lambda t: accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t)
+    if accelerator.is_main_process:
+        tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()}}
+        io.save_tensors(out_file, tensors, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
+    accelerator.wait_for_everyone()
+
+
+def _progress(batches: Sequence[Any]):
+    for i, batch in enumerate(batches, start=1):
+        if i == 1 or i % 10 == 0 or i == len(batches):
+            log.info("importance batch %d/%d", i, len(batches))
+        yield batch
+
+
+def load_importance(path: str | Path) -> dict[str, torch.Tensor]:
+    """The normalised importance per unit type (what the soft-mask uses)."""
+    return {k.removeprefix("norm."): v for k, v in io.load_tensors(path).items() if k.startswith("norm.")}
+
+
+def combine_importance(source_files: Sequence[str | Path], out_file: str | Path) -> None:
+    from cofitune.importance import combine
+
+    io.save_tensors(out_file, {f"norm.{t}": v for t, v in combine([load_importance(p) for p in source_files]).items()})
+
+
+def tabulate_importance(
+    sources: Sequence[str], source_files: Sequence[str | Path], combined_file: str | Path, table_out: str | Path, plot_dir: str | Path
+) -> None:
+    from cofitune.plots import importance_heatmap
+    from cofitune.tables import importance_table
+
+    per_source = {name: io.load_tensors(path) for name, path in zip(sources, source_files, strict=True)}
+    combined = load_importance(combined_file)
+    io.write_parquet(table_out, importance_table(per_source, combined))
+    for unit_type, values in combined.items():
+        with io.atomic_path(Path(plot_dir) / f"importance_{unit_type}.png") as tmp:
+            importance_heatmap(values, unit_type, tmp)
 
 
 # ------------------------------------------------------------------ evaluation and tables

@@ -22,6 +22,7 @@ FIXED_SCHEMA = pa.schema(
         ("layer_range", pa.string()),
         ("layer_indices", pa.list_(pa.int32())),
         ("module_set", pa.string()),
+        ("softmask", pa.bool_()),
         ("trainable_params", pa.int64()),
         ("trainable_fraction", pa.float64()),
         ("train_steps", pa.int64()),
@@ -73,6 +74,7 @@ def candidate_row(
         "layer_range": train.get("layer_range", ""),
         "layer_indices": train.get("layer_indices", []),
         "module_set": train.get("module_set", ""),
+        "softmask": train.get("softmask", False),
         "trainable_params": trainable,
         "trainable_fraction": trainable / total_params,
         "train_steps": train.get("steps", 0),
@@ -131,3 +133,28 @@ def markdown_summary(table: pa.Table) -> str:
         cells = [fmt.format(row[key]) if row[key] is not None else "" for key, _, fmt in SUMMARY_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any]) -> pa.Table:
+    """Long form: one row per (source, layer, unit type, unit); the combined rows have no raw value."""
+    columns: dict[str, list] = {k: [] for k in ("source", "layer", "unit_type", "unit_index", "raw", "normalised")}
+
+    def add(source: str, unit_type: str, normalised, raw) -> None:
+        layers, units = normalised.shape
+        columns["source"] += [source] * (layers * units)
+        columns["layer"] += [layer for layer in range(layers) for _ in range(units)]
+        columns["unit_type"] += [unit_type] * (layers * units)
+        columns["unit_index"] += list(range(units)) * layers
+        columns["raw"] += raw.flatten().tolist() if raw is not None else [None] * (layers * units)
+        columns["normalised"] += normalised.flatten().tolist()
+
+    for source, tensors in per_source.items():
+        for key, normalised in tensors.items():
+            if key.startswith("norm."):
+                unit_type = key.removeprefix("norm.")
+                add(source, unit_type, normalised, tensors[f"raw.{unit_type}"])
+    for unit_type, normalised in combined.items():
+        add("combined", unit_type, normalised, None)
+    schema = pa.schema([("source", pa.string()), ("layer", pa.int32()), ("unit_type", pa.string()),
+                        ("unit_index", pa.int32()), ("raw", pa.float64()), ("normalised", pa.float64())])
+    return pa.Table.from_pydict(columns, schema=schema)

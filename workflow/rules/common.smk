@@ -39,6 +39,12 @@ CANDIDATE_SPECS = specs_by_id(config["candidates"])  # the trained ones
 TRAINED = list(CANDIDATE_SPECS)
 CANDIDATES = [BASE_ID, *TRAINED]
 
+# Fine level: importance sources (default: the speciality training data, as the reference scripts).
+IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciality"]["train"]}
+COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
+SOFTMASKED = [c for c, spec in CANDIDATE_SPECS.items() if spec.get("softmask")]
+IMPORTANCE_OUTPUTS = [RESULTS / "tables" / "importance.parquet"] if SOFTMASKED else []
+
 EVALUATION = {
     **config["evaluation"],
     "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
@@ -54,6 +60,10 @@ def accelerate_config():
     name = config["training"]["accelerate_config"]
     shipped = REPO / "workflow" / "accelerate" / f"{name}.yaml"
     return str(shipped) if shipped.is_file() else name
+
+
+def importance_input(wildcards):
+    return {"importance": COMBINED_IMPORTANCE} if wildcards.candidate in SOFTMASKED else {}
 
 
 def trained_tensors(wildcards):

@@ -3,6 +3,7 @@
 # settings re-evaluates without retraining.
 rule train_candidate:
     input:
+        unpack(importance_input),
         model=MODEL_DIR,
         data=TRAIN_DATA,
         accelerate=accelerate_config(),
@@ -13,6 +14,11 @@ rule train_candidate:
         candidate=lambda wc: json.dumps(CANDIDATE_SPECS[wc.candidate]),
         training=json.dumps(config["training"]),
         module_sets=json.dumps(config["module_sets"]),
+        softmask=lambda wc, input: (
+            ["--importance", input.importance, "--softmask-parts", json.dumps(config["softmask"]["parts"])]
+            if "importance" in input.keys()
+            else []
+        ),
         seed=config["seed"],
         out_dir=lambda wc: RESULTS / "train" / wc.candidate,
         code=code_hash("train"),
@@ -29,4 +35,4 @@ rule train_candidate:
         "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.cli train"
         " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
         " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
-        " --out-dir {params.out_dir:q} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} {params.softmask:q} > {log:q} 2>&1"

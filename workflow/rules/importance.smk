@@ -1,0 +1,66 @@
+# Fine level: importance of heads and neurons per source, their element-wise max, and the
+# table and heatmaps a person reads.
+rule estimate_importance:
+    input:
+        model=MODEL_DIR,
+        data=lambda wc: IMPORTANCE_SOURCES[wc.source],
+        accelerate=accelerate_config(),
+    output:
+        RESULTS / "importance" / "sources" / "{source}.safetensors",
+    params:
+        files=lambda wc, input: json.dumps(list(input.data)),
+        settings=json.dumps(config["importance"]),
+        seed=config["seed"],
+        code=code_hash("importance"),
+    threads: workflow.cores
+    log:
+        log_file("importance/{source}"),
+    benchmark:
+        benchmark_file("importance/{source}")
+    conda:
+        "../../envs/cofitune.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.cli importance"
+        " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
+        " --out {output:q} > {log:q} 2>&1"
+
+
+rule combine_importance:
+    input:
+        expand(RESULTS / "importance" / "sources" / "{source}.safetensors", source=IMPORTANCE_SOURCES),
+    output:
+        COMBINED_IMPORTANCE,
+    params:
+        code=code_hash("importance"),
+    log:
+        log_file("combine_importance"),
+    benchmark:
+        benchmark_file("combine_importance")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/combine_importance.py"
+
+
+rule tabulate_importance:
+    input:
+        sources=expand(RESULTS / "importance" / "sources" / "{source}.safetensors", source=IMPORTANCE_SOURCES),
+        combined=COMBINED_IMPORTANCE,
+    output:
+        table=RESULTS / "tables" / "importance.parquet",
+        plots=report(
+            expand(RESULTS / "plots" / "importance_{unit}.png", unit=["head", "intermediate", "output"]),
+            caption="../report/importance.rst",
+            category="Importance",
+        ),
+    params:
+        sources=list(IMPORTANCE_SOURCES),
+        code=code_hash("importance"),
+    log:
+        log_file("tabulate_importance"),
+    benchmark:
+        benchmark_file("tabulate_importance")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/tabulate_importance.py"
