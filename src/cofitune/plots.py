@@ -8,8 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: workflow jobs have no display
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
 UNIT_LABELS = {
     "head": "attention head",

@@ -16,8 +16,8 @@ from torch import nn
 from cofitune import io, regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.data import TokenizeReport, tokenize_examples, validate_records
-from cofitune.modeling import ModelSource, load_prepared, load_source, save_model
 from cofitune.masking import DEFAULT_PARTS, SoftMask, row_scales
+from cofitune.modeling import ModelSource, load_prepared, load_source, save_model
 from cofitune.tasks import SPECIALITY_PREFIX, generation_task, multiple_choice_task, speciality_rows, validate_mc_row
 
 log = logging.getLogger(__name__)
