@@ -21,11 +21,11 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all
-	$(BIN)/cofitune summary results/tables/candidates.parquet
+	$(BIN)/cofitune summary results/tables/summary.parquet
 
 smoke: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all --configfile workflow/presets/smoke.yaml
-	$(BIN)/cofitune summary results/smoke/tables/candidates.parquet
+	$(BIN)/cofitune summary results/smoke/tables/summary.parquet
 
 test: $(STAMP)
 	PATH="$(BIN):$$PATH" $(BIN)/python -m pytest

@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/importance.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/search.smk"
 include: "workflow/rules/tables.smk"
 
 
@@ -20,4 +21,8 @@ rule all:
     default_target: True
     input:
         TABLES,
+        SUMMARY,
+        PLOTS,
         IMPORTANCE_OUTPUTS,
+        # known up front, so baselines run alongside the search instead of after it:
+        [eval_metrics(c) for c in [BASE_ID, *CANDIDATE_SPECS]],

@@ -188,3 +188,12 @@ def test_sources_combine_by_elementwise_max():
     b = {t: torch.tensor([[0.3, 0.1], [0.4, 0.9]]) for t in importance.UNIT_TYPES}
     combined = importance.combine([a, b])
     assert all(torch.equal(combined[t], torch.tensor([[0.3, 0.8], [0.5, 0.9]])) for t in importance.UNIT_TYPES)
+
+
+def test_auto_parts_follow_the_trained_modules(tiny_llama):
+    model, _ = tiny_llama
+    ffn = regions.select_parameters(model, (0.0, 0.5), "ffn")
+    mha = regions.select_parameters(model, (0.0, 0.5), "mha")
+    assert masking.resolve_parts("auto", model, ffn) == masking.DEFAULT_PARTS
+    assert masking.resolve_parts("auto", model, mha) == ("attention",)
+    assert masking.resolve_parts(["attention"], model, ffn) == ("attention",)

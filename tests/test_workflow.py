@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+import os
+import re
+import shutil
+import signal
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -11,11 +16,32 @@ import torch
 from cofitune import io, regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.modeling import load_prepared
-from tests.workflow_helpers import describe_failure, planned_jobs, scratch_workdir, snakemake, variant
+from tests.workflow_helpers import (
+    PRESETS,
+    describe_failure,
+    planned_jobs,
+    scratch_workdir,
+    snakemake,
+    start_snakemake,
+    variant,
+)
 
 pytestmark = pytest.mark.integration
 
-CANDIDATES = {"base", "full_sft", "0.25-0.5_ffn", "0-0.5_mha+ffn", "0.25-0.5_ffn_softmask", "V-SoftMask"}
+BASELINES = {"full_sft", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1"}
+TRAINED_BASELINES = BASELINES - {"wise_ft_0.5"}
+
+
+def _rows(workdir, table):
+    return pq.read_table(workdir / "results" / "tables" / f"{table}.parquet").to_pylist()
+
+
+def _search_nodes(workdir):
+    return {r["node"] for r in _rows(workdir, "search_trace")}
+
+
+def _final(workdir):
+    return next(r["candidate"] for r in _rows(workdir, "summary") if r["cofitune"])
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +55,7 @@ def smoke(tmp_path_factory):
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
     rows = {r["candidate"]: r for r in table.to_pylist()}
-    assert set(rows) == CANDIDATES
+    assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)}
     for name in ("layer_indices", "trainable_params", "spe", "ver", "uni", "config_hash", "versions", "eval_batch_size",
                  "seed", "score_plain_spe_arith", "score_chat_vk_world", "group_plain_reasoning", "ver_chat", "ver_plain"):
         assert name in table.column_names, name
@@ -40,19 +66,20 @@ def test_candidates_table_schema_and_values(smoke):
         assert row["uni"] == pytest.approx(row["spe"] + row["ver"])
         assert row["ver"] == row["ver_chat"]  # the smoke preset ranks by the chat format
         assert row["eval_batch_size"] == 8 and row["seed"] == 1234
+        assert "torch" in row["versions"]
     assert rows["base"]["final_loss"] is None and rows["base"]["trainable_params"] == 0
-    regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0.25-0.5_ffn", "0-0.5_mha+ffn")]
+    regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "lora", "last_1")]
     assert len(set(regions_)) == len(regions_)  # candidates really differ in what they train
-    assert rows["full_sft"]["trainable_fraction"] == rows["V-SoftMask"]["trainable_fraction"] == 1.0
-    assert rows["V-SoftMask"]["method"] == "v_softmask" and rows["0.25-0.5_ffn_softmask"]["method"] == "region+softmask"
-    assert rows["0.25-0.5_ffn_softmask"]["softmask"] and not rows["0.25-0.5_ffn"]["softmask"]
+    assert rows["full_sft"]["trainable_fraction"] == rows["v_softmask"]["trainable_fraction"] == 1.0
+    assert rows["v_softmask"]["method"] == "v_softmask" and rows[_final(smoke)]["method"] == "region+softmask"
     assert rows["0-0.5_mha+ffn"]["layer_indices"] == [0, 1]
     assert len({r["config_hash"] for r in rows.values()}) == 1
 
 
 def test_samples_table_keeps_every_item(smoke):
     samples = pq.read_table(smoke / "results" / "tables" / "samples.parquet").to_pylist()
-    per_candidate = {c: sum(s["candidate"] == c for s in samples) for c in CANDIDATES}
+    per_candidate = {c: sum(s["candidate"] == c for s in samples) for c in {s["candidate"] for s in samples}}
+    assert len(per_candidate) == len(_rows(smoke, "candidates"))
     # 8 items each: 1 speciality task (plain) + 3 versatility tasks in 2 formats
     assert set(per_candidate.values()) == {8 * (1 + 3 * 2)}
     assert all(s["score"] in (0.0, 1.0) for s in samples)
@@ -61,7 +88,7 @@ def test_samples_table_keeps_every_item(smoke):
 def test_trained_tensors_are_exactly_the_region_and_really_trained(smoke):
     model, _ = load_prepared(smoke / "results" / "model" / "base")
     base = dict(model.named_parameters())
-    specs = {"0.25-0.5_ffn": {"layers": "q2", "modules": "ffn"}, "0-0.5_mha+ffn": {"layers": "h1", "modules": "mha+ffn"}}
+    specs = {"0-0.5_mha+ffn": {"layers": "h1", "modules": "mha+ffn"}, "last_1": {"method": "last_n", "n": 1}}
     for candidate_id, spec in specs.items():
         folder = smoke / "results" / "train" / candidate_id
         tensors = io.load_tensors(folder / "trained.safetensors")
@@ -72,7 +99,7 @@ def test_trained_tensors_are_exactly_the_region_and_really_trained(smoke):
         assert metrics["steps"] == 4 and len(metrics["history"]) == 4
 
 
-def test_soft_masked_candidates_use_the_importance_and_train_differently(smoke):
+def test_soft_masked_candidates_use_the_importance(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "importance.parquet")
     assert table.column_names == ["source", "layer", "unit_type", "unit_index", "raw", "normalised"]
     rows = table.to_pylist()
@@ -80,21 +107,45 @@ def test_soft_masked_candidates_use_the_importance_and_train_differently(smoke):
     assert {r["unit_type"] for r in rows} == {"head", "intermediate", "output"}
     assert all(0.0 <= r["normalised"] < 1.0 for r in rows)
     assert sum(r["source"] == "sft" and r["raw"] != 0.0 for r in rows) > 0
-    for unit in ("head", "intermediate", "output"):
-        assert (smoke / "results" / "plots" / f"importance_{unit}.png").read_bytes()[:4] == b"\x89PNG"
+    for picture in ("importance_head", "importance_intermediate", "importance_output", "tradeoff", "loss_curves"):
+        assert (smoke / "results" / "plots" / f"{picture}.png").read_bytes()[:4] == b"\x89PNG"
     train = smoke / "results" / "train"
-    masked = io.read_json(train / "0.25-0.5_ffn_softmask" / "train_metrics.json")
-    assert masked["softmask_tensors"] == 2 and masked["softmask_parts"] == ["input_projection", "output_projection"]
-    assert io.read_json(train / "V-SoftMask" / "train_metrics.json")["softmask_tensors"] == 4 * 3  # up, gate, down of every layer
-    plain = io.load_tensors(train / "0.25-0.5_ffn" / "trained.safetensors")
-    soft = io.load_tensors(train / "0.25-0.5_ffn_softmask" / "trained.safetensors")
-    assert plain.keys() == soft.keys() and any(not torch.equal(plain[n], soft[n]) for n in plain)
+    final = io.read_json(train / _final(smoke) / "train_metrics.json")
+    assert final["softmask"] and final["softmask_tensors"] > 0
+    assert io.read_json(train / "v_softmask" / "train_metrics.json")["softmask_tensors"] == 4 * 3  # up, gate, down of every layer
+    unmasked = io.load_tensors(train / _final(smoke).removesuffix("_softmask") / "trained.safetensors")
+    masked = io.load_tensors(train / _final(smoke) / "trained.safetensors")
+    assert unmasked.keys() == masked.keys() and any(not torch.equal(unmasked[n], masked[n]) for n in masked)
+
+
+def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(smoke):
+    trace = _rows(smoke, "search_trace")
+    assert len(_search_nodes(smoke)) == 7 and {r["level"] for r in trace} == {1, 2, 3}
+    uni = {r["candidate"]: r["uni"] for r in _rows(smoke, "candidates")}
+    for level in (1, 2, 3):
+        contenders = [r for r in trace if r["level"] == level]
+        (chosen,) = [r for r in contenders if r["chosen"]]
+        assert uni[chosen["node"]] == max(uni[r["node"]] for r in contenders)
+    trained = {p.name for p in (smoke / "results" / "train").iterdir()}
+    assert trained == BASELINES | _search_nodes(smoke) | {_final(smoke)}
+    assert _final(smoke) == next(r["node"] for r in trace if r["level"] == 3 and r["chosen"]) + "_softmask"
+
+
+def test_summary_has_intervals_retention_and_gain(smoke):
+    summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
+    assert summary["base"]["ver_retention"] == pytest.approx(1.0)
+    for row in summary.values():
+        assert row["spe_lo"] <= row["spe"] <= row["spe_hi"] and row["ver_lo"] <= row["ver"] <= row["ver_hi"]
+    assert sum(r["pareto"] for r in summary.values()) >= 1 and sum(r["cofitune"] for r in summary.values()) == 1
+    markdown = (smoke / "results" / "tables" / "summary.md").read_text()
+    assert "**CoFiTune**" in markdown and "Full SFT" in markdown and "LoRA" in markdown
 
 
 def test_every_rule_wrote_its_log_and_benchmark(smoke):
     logs = {p.relative_to(smoke / "results" / "logs").as_posix() for p in (smoke / "results" / "logs").rglob("*.log")}
     assert {"prepare_model.log", "prepare_data.log", "make_tasks.log", "aggregate_tables.log", "train/full_sft.log",
-            "evaluate/base.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log"} <= logs
+            "evaluate/base.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log",
+            "search/level_1.log", "summarise_results.log", "plot_results.log", "train/wise_ft_0.5.log"} <= logs
     assert "importance batch 4/4" in (smoke / "results" / "logs" / "importance" / "sft.log").read_text()
     assert "step 4/4" in (smoke / "results" / "logs" / "train" / "full_sft.log").read_text()  # progress is visible
     assert len(list((smoke / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
@@ -106,22 +157,27 @@ def test_a_finished_run_has_nothing_left_to_do(smoke):
 
 
 def test_forcing_one_node_reruns_it_and_its_dependents_only(smoke):
-    proc = snakemake(smoke, "-n", "--forcerun", "results/eval/0-0.5_mha+ffn/metrics.json")
-    assert planned_jobs(proc.stdout) == {"evaluate_candidate": 1, "aggregate_tables": 1, "all": 1}, proc.stdout[-2000:]
-    proc = snakemake(smoke, "-n", "--forcerun", "results/train/0-0.5_mha+ffn/trained.safetensors")
-    assert planned_jobs(proc.stdout) == {"train_candidate": 1, "evaluate_candidate": 1, "aggregate_tables": 1, "all": 1}
+    downstream = {"aggregate_tables": 1, "summarise_results": 1, "plot_results": 1, "all": 1}
+    proc = snakemake(smoke, "-n", "--forcerun", "results/eval/lora/metrics.json")
+    assert planned_jobs(proc.stdout) == {"evaluate_candidate": 1, **downstream}, proc.stdout[-2000:]
+    proc = snakemake(smoke, "-n", "--forcerun", "results/train/lora/trained.safetensors")
+    assert planned_jobs(proc.stdout) == {"train_candidate": 1, "evaluate_candidate": 1, **downstream}
 
 
 def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
     evaluation = {"batch_size": 4, "limit": 8, "formats": ["plain", "chat"], "rank_format": "chat"}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "eval_bs4", evaluation=evaluation))
-    assert planned_jobs(proc.stdout) == {"evaluate_candidate": 6, "aggregate_tables": 1, "all": 1}, proc.stdout[-2000:]
+    jobs = planned_jobs(proc.stdout)
+    assert "train_candidate" not in jobs and "estimate_importance" not in jobs, proc.stdout[-2000:]
+    assert jobs["evaluate_candidate"] == 1 + len(BASELINES) + 3  # what is known before the search re-decides
+    assert jobs["decide_level"] == 1
 
 
 def test_changing_training_settings_retrains_every_candidate(smoke):
     training = {"learning_rate": 0.002, "max_steps": 4, "micro_batch_size": 4, "max_length": 128}
-    jobs = planned_jobs(snakemake(smoke, "-n", configfile=variant(smoke, "lr", training=training)).stdout)
-    assert jobs == {"train_candidate": 5, "evaluate_candidate": 5, "aggregate_tables": 1, "all": 1}
+    proc = snakemake(smoke, "-n", configfile=variant(smoke, "lr", training=training))
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 3 and "prepare_model" not in jobs, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -140,6 +196,66 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, sections, mess
     assert proc.returncode != 0
     assert message in proc.stdout + proc.stderr
     assert not (workdir / "results").exists()
+
+
+def test_after_a_level_only_the_next_level_is_planned(smoke, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke, copy, symlinks=True)
+    level3 = [r["node"] for r in _rows(copy, "search_trace") if r["level"] == 3][1:]  # the two new nodes
+    for node in [*level3, _final(copy)]:
+        shutil.rmtree(copy / "results" / "train" / node)
+        shutil.rmtree(copy / "results" / "eval" / node)
+    (copy / "results" / "search" / "level_3.json").unlink()
+    proc = snakemake(copy, "-n")
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train_candidate"] == 2 and jobs["evaluate_candidate"] == 2 and jobs["decide_level"] == 1, proc.stdout[-3000:]
+    planned = set(re.findall(r"wildcards: candidate=(\S+)", proc.stdout))
+    assert planned == set(level3)
+
+
+def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
+    workdir = scratch_workdir(tmp_path)
+    config = variant(workdir, "killed", baselines={"full_sft": False, "v_softmask": False},
+                     evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"})
+    process = start_snakemake(workdir, configfile=config)
+    finished = workdir / "results" / "train"
+    try:
+        deadline = time.monotonic() + 600
+        while not list(finished.glob("*/trained.safetensors")) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    done = {p.parent.name for p in finished.glob("*/trained.safetensors")}
+    assert done and len(done) < 3, "expected the kill to land inside level 1"
+    assert snakemake(workdir, "--unlock", configfile=config).returncode == 0
+    proc = snakemake(workdir, "-n", configfile=config)
+    planned = set(re.findall(r"rule train_candidate:.*?wildcards: candidate=(\S+)", proc.stdout, flags=re.S))
+    assert planned == {n for n in ("0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "0.5-1_mha+ffn") if n not in done}, proc.stdout[-3000:]
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("greedy", 3), ("grid", 21)])
+def test_search_modes_plan_their_nodes(tmp_path, mode, expected):
+    workdir = scratch_workdir(tmp_path)
+    config = variant(workdir, mode, search={"mode": mode}, baselines={"full_sft": False, "v_softmask": False})
+    jobs = planned_jobs(snakemake(workdir, "-n", configfile=config).stdout)
+    assert jobs["train_candidate"] == expected and jobs["decide_level"] == 1
+
+
+def test_the_real_model_preset_plans_a_full_run(tmp_path):
+    workdir = scratch_workdir(tmp_path)
+    proc = snakemake(workdir, "-n", configfile=PRESETS / "real-model.yaml")
+    jobs = planned_jobs(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert jobs["train_candidate"] == 3 + 6 and jobs["evaluate_candidate"] == 1 + 8 + 3
+
+
+def test_report_is_one_html_file(smoke, tmp_path):
+    report = tmp_path / "report.html"
+    proc = snakemake(smoke, "--report", str(report))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    assert html.lstrip().lower().startswith("<!doctype html") and "tradeoff.png" in html
 
 
 def test_lint_is_clean(tmp_path):

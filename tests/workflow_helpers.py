@@ -28,7 +28,7 @@ def variant(workdir: Path, name: str, preset: str = "smoke", **sections) -> Path
     return path
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
+def _command(workdir: Path, args: tuple[str, ...], configfile: Path) -> tuple[list[str], dict[str, str]]:
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # accelerate, as in the venv
@@ -39,7 +39,18 @@ def snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yam
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
         "--cores", "2", "--configfile", str(configfile), "--config", "results_dir=results", *args,
     ]
+    return cmd, env
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
+    cmd, env = _command(workdir, args, configfile)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
+
+
+def start_snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml") -> subprocess.Popen:
+    """A run in its own process group, so a test can kill it (and its jobs) like a crash would."""
+    cmd, env = _command(workdir, args, configfile)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
 
 
 def planned_jobs(output: str) -> dict[str, int]:

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=1234)
     train.add_argument("--out-dir", required=True)
     train.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
-    train.add_argument("--softmask-parts", type=_json, default=["input_projection", "output_projection"], help="JSON list")
+    train.add_argument("--softmask-parts", type=_json, default='"auto"', help='JSON: "auto" or a list of parts')
 
     importance = sub.add_parser("importance", help="estimate head and neuron importance of one source (run it under accelerate launch)")
     importance.add_argument("--model-dir", required=True)
@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--trained", required=True, help="trained.safetensors of a candidate")
     merge.add_argument("--out-dir", required=True)
 
-    summary = sub.add_parser("summary", help="print the candidates table as Markdown")
-    summary.add_argument("table", help="results/tables/candidates.parquet")
+    summary = sub.add_parser("summary", help="print the summary table as Markdown")
+    summary.add_argument("table", help="results/tables/summary.parquet")
     return parser
 
 
@@ -93,9 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stages.merge(args.model_dir, args.trained, args.out_dir)
     elif args.command == "summary":
         from cofitune.io import read_parquet
-        from cofitune.tables import markdown_summary
+        from cofitune.tables import markdown_report
 
-        print(markdown_summary(read_parquet(args.table)))
+        print(markdown_report(read_parquet(args.table)))
     return 0
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cofitune.candidates import candidates_from_config
+from cofitune.candidates import baseline_specs, candidates_from_config
 from cofitune.regions import resolve_roles
 
 
@@ -43,12 +43,17 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
         except ValueError as err:
             errors.append(f"module_sets.{name}: {err}")
     try:
-        for candidate in candidates_from_config(config.get("candidates", [])):
-            if candidate.trains:
+        for candidate in candidates_from_config(static_specs(config)):
+            if candidate.method in ("region", "region+softmask"):
                 resolve_roles(candidate.module_set, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
     return errors
+
+
+def static_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Candidates known before any job runs: the enabled baselines, then the configured extras."""
+    return [*baseline_specs(config.get("baselines", {})), *config.get("candidates", [])]
 
 
 def check_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:

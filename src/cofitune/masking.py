@@ -25,6 +25,15 @@ PARTS = ("attention", "input_projection", "output_projection")
 DEFAULT_PARTS = ("input_projection", "output_projection")  # the reference's two FFN parts
 
 
+def resolve_parts(parts: str | Iterable[str], model: nn.Module, names: Iterable[str]) -> tuple[str, ...]:
+    """'auto': the reference's FFN parts when the region trains FFN tensors, else attention (so a
+    soft-masked `mha` region is masked by head importance instead of not at all)."""
+    if parts != "auto":
+        return tuple(parts)
+    roles = {r for n in names if (located := regions.locate_parameter(model, n)) for r in located[1]}
+    return DEFAULT_PARTS if roles & {"up", "gate", "down"} else ("attention",)
+
+
 def output_units(model: nn.Module, param: torch.Tensor) -> int:
     return param.shape[-1] if param.ndim == 2 and regions.family_of(model).transposed else param.shape[0]
 

@@ -22,6 +22,7 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "train": ("train", "regions", "candidates", "masking", "modeling", "data", "io", "stages"),
     "evaluate": ("evaluate", "modeling", "io", "stages"),
     "aggregate": ("scores", "tables", "provenance", "io", "stages"),
+    "search": ("search", "scores", "io", "stages"),
 }
 
 

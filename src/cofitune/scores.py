@@ -41,3 +41,56 @@ def candidate_scores(
     row["ver"] = row[f"ver_{rank_format}"]
     row["uni"] = row["spe"] + row["ver"]
     return row
+
+
+def bootstrap(
+    item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
+    candidates: Sequence[str],
+    speciality: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    rank_format: str,
+    reference: Mapping[str, str],
+    n_resamples: int = 1000,
+    seed: int = 1234,
+    level: float = 0.95,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Percentile intervals over items for spe, ver, uni, ver_retention and spe_gain_ratio.
+
+    `item_scores[(candidate, format, task)]` maps doc_id -> score in [0, 1]. Resampling is paired:
+    one draw of items per task serves every candidate and format, so differences and ratios
+    between candidates (retention vs base, gain vs full SFT) get honest intervals.
+    `reference` names the 'base' and (optionally) 'full_sft' candidates.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    keys = sorted({(fmt, task) for _, fmt, task in item_scores})
+    doc_ids = {key: sorted(item_scores[(candidates[0], *key)]) for key in keys}
+    n_items = {task: len(ids) for (_, task), ids in doc_ids.items()}  # a task has the same items in every format
+    draws = {task: rng.integers(0, n, (n_resamples, n)) for task, n in sorted(n_items.items())}
+
+    def resampled(fmt: str, task: str) -> np.ndarray:  # (candidates, resamples), on the 0-100 scale
+        ids = doc_ids[(fmt, task)]
+        matrix = np.array([[item_scores[(c, fmt, task)][i] for i in ids] for c in candidates])
+        return 100.0 * matrix[:, draws[task]].mean(axis=-1)
+
+    spe = np.mean([resampled("plain", t) for t in speciality], axis=0)
+    ver = np.mean([np.mean([resampled(rank_format, t) for t in tasks_], axis=0) for tasks_ in groups.values()], axis=0)
+    values = {"spe": spe, "ver": ver, "uni": spe + ver}
+    base = candidates.index(reference["base"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values["ver_retention"] = ver / ver[base]
+        if reference.get("full_sft") in candidates:
+            full = candidates.index(reference["full_sft"])
+            values["spe_gain_ratio"] = (spe - spe[base]) / (spe[full] - spe[base])
+    tail = (1.0 - level) / 2.0 * 100.0
+    intervals: dict[str, dict[str, tuple[float, float]]] = {c: {} for c in candidates}
+    for name, samples in values.items():
+        for i, candidate in enumerate(candidates):
+            finite = samples[i][np.isfinite(samples[i])]
+            if len(finite) < 0.9 * n_resamples:  # undefined ratios (e.g. no speciality gain at all)
+                intervals[candidate][name] = (float("nan"), float("nan"))
+            else:
+                low, high = np.percentile(finite, [tail, 100.0 - tail])
+                intervals[candidate][name] = (float(low), float(high))
+    return intervals

@@ -16,7 +16,7 @@ from torch import nn
 from cofitune import io, regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.data import TokenizeReport, tokenize_examples, validate_records
-from cofitune.masking import DEFAULT_PARTS, SoftMask, row_scales
+from cofitune.masking import SoftMask, resolve_parts, row_scales
 from cofitune.modeling import ModelSource, load_prepared, load_source, save_model
 from cofitune.tasks import SPECIALITY_PREFIX, generation_task, multiple_choice_task, speciality_rows, validate_mc_row
 
@@ -122,7 +122,7 @@ def train_candidate(
     out_dir: str | Path,
     module_sets: Mapping[str, Sequence[str]] | None = None,
     importance_file: str | Path | None = None,
-    softmask_parts: Sequence[str] = DEFAULT_PARTS,
+    softmask_parts: str | Sequence[str] = "auto",
 ) -> None:
     """Selective SFT of one candidate; writes only the trained tensors and train_metrics.json."""
     from accelerate.utils import set_seed
@@ -135,31 +135,36 @@ def train_candidate(
     accelerator = build_accelerator(training.get("precision", "auto"))
     set_seed(seed)
     model, tokenizer = load_prepared(model_dir)
-    trainable = candidate.trainable_names(model, module_sets)
-    regions.freeze_all_but(model, trainable)
-    model.to(accelerator.device)
+    trainable = candidate.trainable_names(model, module_sets, seed)
+    net = _trainable_network(model, candidate, trainable, seed)
+    net.to(accelerator.device)
+    softmask_parts = resolve_parts(softmask_parts, model, trainable)
     mask = _soft_mask(model, candidate.id, candidate.softmask, importance_file, trainable, softmask_parts)
+    transforms = [t for t in (mask, _l2_anchor(net, candidate)) if t is not None]
     rows = load_training_rows(data_dir)
+    n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
     fingerprint = settings.fingerprint({
-        "candidate": candidate.describe(), "trainable": trainable, "precision": accelerator.mixed_precision,
-        "world": accelerator.num_processes, "mask": io.file_digest(importance_file) if mask else None, "parts": list(softmask_parts),
+        "candidate": candidate.describe(), "options": dict(candidate.options), "trainable": trainable,
+        "precision": accelerator.mixed_precision, "world": accelerator.num_processes,
+        "mask": io.file_digest(importance_file) if mask else None, "parts": list(softmask_parts),
     })
-    log.info("%s: training %d tensors (%d of %d parameters) on %d examples, soft-mask on %d tensors, %s, %d process(es)",
-             candidate.id, len(trainable), regions.count_parameters(model, trainable), regions.count_parameters(model),
-             len(rows), len(mask) if mask else 0, accelerator.mixed_precision, accelerator.num_processes)
+    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask on %d tensors, %s, %d process(es)",
+             candidate.id, candidate.method, n_trained, regions.count_parameters(model), len(rows),
+             len(mask) if mask else 0, accelerator.mixed_precision, accelerator.num_processes)
     result = train(
-        model, rows, settings, accelerator, pad_id=tokenizer.pad_token_id,
-        checkpoint_dir=out_dir / "checkpoint", fingerprint=fingerprint, grad_transform=mask,
+        net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id,
+        checkpoint_dir=out_dir / "checkpoint", fingerprint=fingerprint, grad_transform=_chain(transforms),
     )
     if accelerator.is_main_process:
         n_layers = len(regions.decoder_layers(model))
-        io.save_tensors(out_dir / TRAINED_FILE, {n: p for n, p in model.named_parameters() if n in set(trainable)},
+        io.save_tensors(out_dir / TRAINED_FILE, _trained_tensors(net, candidate, trainable),
                         metadata={"candidate": candidate.id, "base": str(model_dir)})
         io.write_json(out_dir / TRAIN_METRICS_FILE, {
             **candidate.describe(),
+            "options": dict(candidate.options),
             "layer_indices": candidate.layer_indices(n_layers),
             "trainable_tensors": len(trainable),
-            "trainable_params": regions.count_parameters(model, trainable),
+            "trainable_params": n_trained,
             "total_params": regions.count_parameters(model),
             "steps": result.steps,
             "resumed_from_step": result.resumed_from_step,
@@ -176,6 +181,66 @@ def train_candidate(
             "history": result.history,
         })
     accelerator.wait_for_everyone()
+
+
+def _trainable_network(model: nn.Module, candidate, trainable: Sequence[str], seed: int) -> nn.Module:
+    """The module the loop trains: the model with only `trainable` unfrozen, or its LoRA wrapper."""
+    if candidate.method == "lora":
+        from cofitune.baselines import wrap_lora
+
+        opts = candidate.options
+        return wrap_lora(model, int(opts["rank"]), float(opts["alpha"]), opts["roles"], float(opts.get("dropout", 0.0)), seed)
+    regions.freeze_all_but(model, trainable)
+    return model
+
+
+def _trained_tensors(net: nn.Module, candidate, trainable: Sequence[str]) -> dict[str, torch.Tensor]:
+    """What the candidate changed, keyed by base-model names (LoRA: its merged weights)."""
+    if candidate.method == "lora":
+        from cofitune.baselines import merged_lora_tensors
+
+        return merged_lora_tensors(net)
+    keep = set(trainable)
+    return {n: p for n, p in net.named_parameters() if n in keep}
+
+
+def _l2_anchor(net: nn.Module, candidate):
+    if candidate.method != "l2":
+        return None
+    from cofitune.baselines import L2Anchor
+
+    return L2Anchor(net, float(candidate.options["lam"]))
+
+
+def _chain(transforms: Sequence[Any]):
+    if not transforms:
+        return None
+
+    def apply(model: nn.Module) -> None:
+        for transform in transforms:
+            transform(model)
+
+    return apply
+
+
+def interpolate_wise_ft(
+    model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
+) -> None:
+    """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training."""
+    from cofitune.baselines import wise_ft
+
+    candidate = candidate_from_spec(candidate_spec)
+    alpha = float(candidate.options["alpha"])
+    model, _ = load_prepared(model_dir)
+    base = {n: p.detach() for n, p in model.named_parameters()}
+    io.save_tensors(trained_out, wise_ft(base, io.load_tensors(full_sft_file), alpha))
+    n_layers = len(regions.decoder_layers(model))
+    io.write_json(metrics_out, {
+        **candidate.describe(), "options": {"alpha": alpha}, "layer_indices": list(range(n_layers)),
+        "trainable_tensors": 0, "trainable_params": 0, "total_params": regions.count_parameters(model), "steps": 0,
+        "resumed_from_step": 0, "final_loss": None, "input_tokens": 0, "target_tokens": 0, "wall_seconds": 0.0,
+        "history": [],
+    })
 
 
 def _soft_mask(model, candidate_id, softmask, importance_file, trainable, parts) -> SoftMask | None:
@@ -267,6 +332,29 @@ def tabulate_importance(
             importance_heatmap(values, unit_type, tmp)
 
 
+# ------------------------------------------------------------------ search (coarse level)
+
+
+def decide_level(
+    level: int, mode: str, nodes: Sequence[Mapping[str, str]], metrics_files: Sequence[str | Path],
+    evaluation: Mapping[str, Any], out_file: str | Path,
+) -> None:
+    """Score a level's contenders from their evaluations and record the one the search keeps."""
+    from cofitune import search
+    from cofitune.scores import candidate_scores
+
+    contenders = [search.Node(**n) for n in nodes]
+    rows, scores = [], {}
+    for node, metrics_file in zip(contenders, metrics_files, strict=True):
+        record = io.read_json(metrics_file)
+        s = candidate_scores(record["metrics"], evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"])
+        scores[node.id] = search.Score(uni=s["uni"], ver=s["ver"])
+        rows.append({"node": node.id, **vars(node), "spe": s["spe"], "ver": s["ver"], "uni": s["uni"]})
+    chosen = search.best(contenders, scores)
+    log.info("level %d (%s): %s -> keep %s", level, mode, ", ".join(f"{r['node']} {r['uni']:.2f}" for r in rows), chosen.id)
+    io.write_json(out_file, {"level": level, "mode": mode, "contenders": rows, "chosen": vars(chosen), "chosen_id": chosen.id})
+
+
 # ------------------------------------------------------------------ evaluation and tables
 
 
@@ -333,3 +421,37 @@ def aggregate(
     table = candidates_table(records, evaluation, config, base_params)
     io.write_parquet(candidates_out, table)
     io.write_parquet(samples_out, pa.concat_tables([io.read_parquet(p) for p in samples_files]))
+
+
+def summarise(
+    candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
+    evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
+) -> None:
+    """summary.parquet (+ Markdown) with bootstrap intervals, and the search trace."""
+    from cofitune.scores import bootstrap
+    from cofitune.tables import markdown_report, search_trace_table, summary_table
+
+    candidates = io.read_parquet(candidates_file)
+    ids = candidates.column("candidate").to_pylist()
+    item_scores: dict[tuple[str, str, str], dict[int, float]] = {}
+    for s in io.read_parquet(samples_file).to_pylist():
+        item_scores.setdefault((s["candidate"], s["format"], s["task"]), {})[s["doc_id"]] = s["score"]
+    intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
+                          {"base": "base", "full_sft": "full_sft"}, seed=seed)
+    summary = summary_table(candidates, intervals, final_id)
+    io.write_parquet(summary_out, summary)
+    io.write_text(markdown_out, markdown_report(summary) + "\n")
+    io.write_parquet(trace_out, search_trace_table([io.read_json(p) for p in level_files]))
+
+
+def plot_results(summary_file: str | Path, train_metrics_files: Sequence[str | Path], rank_format: str, tradeoff_out: str | Path, loss_out: str | Path) -> None:
+    from cofitune.plots import loss_curves, tradeoff_scatter
+
+    with io.atomic_path(tradeoff_out) as tmp:
+        tradeoff_scatter(io.read_parquet(summary_file).to_pylist(), tmp, rank_format)
+    histories = {}
+    for path in train_metrics_files:
+        record = io.read_json(path)
+        histories[record["candidate"]] = record["history"]
+    with io.atomic_path(loss_out) as tmp:
+        loss_curves(histories, tmp)

@@ -7,6 +7,7 @@ score columns (0-100), whose names carry the prompt format, the group and the ta
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,30 +112,6 @@ def samples_table(candidate_id: str, samples: Sequence[Mapping[str, Any]]) -> pa
     return pa.Table.from_pylist([{"candidate": candidate_id, **s} for s in samples], schema=SAMPLES_SCHEMA)
 
 
-SUMMARY_COLUMNS = (
-    ("candidate", "candidate", "{}"),
-    ("layer_range", "layers", "{}"),
-    ("module_set", "modules", "{}"),
-    ("trainable_fraction", "trained %", "{:.1%}"),
-    ("spe", "Spe.", "{:.1f}"),
-    ("ver", "Ver.", "{:.1f}"),
-    ("uni", "Uni.", "{:.1f}"),
-    ("train_wall_seconds", "train s", "{:.0f}"),
-)
-
-
-def markdown_summary(table: pa.Table) -> str:
-    """One line per candidate, best Uni. first (ties broken by candidate id)."""
-    rows = sorted(table.to_pylist(), key=lambda r: (-r["uni"], r["candidate"]))
-    header = "| " + " | ".join(title for _, title, _ in SUMMARY_COLUMNS) + " |"
-    rule = "|" + "|".join("---" for _ in SUMMARY_COLUMNS) + "|"
-    lines = [header, rule]
-    for row in rows:
-        cells = [fmt.format(row[key]) if row[key] is not None else "" for key, _, fmt in SUMMARY_COLUMNS]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any]) -> pa.Table:
     """Long form: one row per (source, layer, unit type, unit); the combined rows have no raw value."""
     columns: dict[str, list] = {k: [] for k in ("source", "layer", "unit_type", "unit_index", "raw", "normalised")}
@@ -158,3 +135,94 @@ def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapp
     schema = pa.schema([("source", pa.string()), ("layer", pa.int32()), ("unit_type", pa.string()),
                         ("unit_index", pa.int32()), ("raw", pa.float64()), ("normalised", pa.float64())])
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+LABELS = {
+    "base": "Base", "full_sft": "Full SFT", "v_softmask": "V-SoftMask", "region": "region", "region+softmask": "region + soft-mask",
+    "lora": "LoRA", "l2": "L2 to base", "hft": "HFT", "last_n": "last-n layers", "wise_ft": "Wise-FT",
+}
+INTERVAL_METRICS = ("spe", "ver", "uni", "ver_retention", "spe_gain_ratio")
+
+
+def pareto_front(points: Mapping[str, tuple[float, float]]) -> set[str]:
+    """Candidates no other candidate beats on both Spe. and Ver. (and equals on neither)."""
+    front = set()
+    for name, (spe, ver) in points.items():
+        dominated = any(s >= spe and v >= ver and (s, v) != (spe, ver) for other, (s, v) in points.items() if other != name)
+        if not dominated:
+            front.add(name)
+    return front
+
+
+def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tuple[float, float]]], final_id: str | None) -> pa.Table:
+    """One row per evaluated model: scores with 95% intervals, retention and gain, cost, Pareto flag."""
+    rows = candidates.to_pylist()
+    by_id = {r["candidate"]: r for r in rows}
+    base, full = by_id["base"], by_id.get("full_sft")
+    front = pareto_front({r["candidate"]: (r["spe"], r["ver"]) for r in rows})
+    out = []
+    for r in rows:
+        label = "CoFiTune" if r["candidate"] == final_id else LABELS.get(r["method"], r["method"])
+        if r["method"] == "wise_ft":
+            label = f"Wise-FT ({r['candidate'].removeprefix('wise_ft_')})"
+        gain = None
+        if full is not None and full["spe"] != base["spe"]:
+            gain = (r["spe"] - base["spe"]) / (full["spe"] - base["spe"])
+        row = {
+            "candidate": r["candidate"], "label": label, "method": r["method"], "layer_range": r["layer_range"],
+            "module_set": r["module_set"], "softmask": r["softmask"], "trainable_params": r["trainable_params"],
+            "trainable_fraction": r["trainable_fraction"], "train_wall_seconds": r["train_wall_seconds"],
+            "spe": r["spe"], "ver": r["ver"], "uni": r["uni"],
+            "ver_retention": r["ver"] / base["ver"] if base["ver"] else None, "spe_gain_ratio": gain,
+            "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id,
+        }
+        for metric in INTERVAL_METRICS:
+            low, high = intervals.get(r["candidate"], {}).get(metric, (None, None))
+            row[f"{metric}_lo"] = None if low is None or math.isnan(low) else low
+            row[f"{metric}_hi"] = None if high is None or math.isnan(high) else high
+        out.append(row)
+    out.sort(key=lambda row: (-row["uni"], row["candidate"]))
+    return pa.Table.from_pylist(out)
+
+
+def search_trace_table(levels: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """Level, node, parent (the node kept one level up), scores, and whether the level kept it."""
+    rows, parent = [], ""
+    for decision in sorted(levels, key=lambda d: d["level"]):
+        for c in decision["contenders"]:
+            rows.append({"level": decision["level"], "mode": decision["mode"], "node": c["node"], "parent": parent,
+                         "layer_range": c["layer_range"], "module_set": c["module_set"], "spe": c["spe"], "ver": c["ver"],
+                         "uni": c["uni"], "chosen": c["node"] == decision["chosen_id"]})
+        parent = decision["chosen_id"]
+    schema = pa.schema([("level", pa.int32()), ("mode", pa.string()), ("node", pa.string()), ("parent", pa.string()),
+                        ("layer_range", pa.string()), ("module_set", pa.string()), ("spe", pa.float64()), ("ver", pa.float64()),
+                        ("uni", pa.float64()), ("chosen", pa.bool_())])
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _interval(row: Mapping[str, Any], metric: str, fmt: str) -> str:
+    value, low, high = row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"]
+    if value is None:
+        return ""
+    if low is None or high is None:
+        return fmt.format(value)
+    return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
+
+
+def markdown_report(summary: pa.Table) -> str:
+    """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals."""
+    header = "| model | region | trained | Spe. | Ver. | Uni. | Ver. kept | Spe. gain | train s |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    for row in summary.to_pylist():
+        region = f"{row['layer_range']} {row['module_set']}".strip() + (" +mask" if row["softmask"] else "")
+        name = f"**{row['label']}**" if row["cofitune"] else row["label"]
+        if row["method"] in ("region", "region+softmask") and not row["cofitune"]:
+            name = f"node {row['candidate']}"
+        lines.append(
+            f"| {name}{' *' if row['pareto'] else ''} | {region} | {row['trainable_fraction']:.1%} | "
+            f"{_interval(row, 'spe', '{:.1f}')} | {_interval(row, 'ver', '{:.1f}')} | {_interval(row, 'uni', '{:.1f}')} | "
+            f"{_interval(row, 'ver_retention', '{:.0%}')} | {_interval(row, 'spe_gain_ratio', '{:.0%}')} | {row['train_wall_seconds']:.0f} |"
+        )
+    lines.append("")
+    lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)).")
+    return "\n".join(lines)

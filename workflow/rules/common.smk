@@ -14,9 +14,10 @@ os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.
 
 from snakemake.utils import validate
 
-from cofitune.candidates import BASE_ID, ID_PATTERN, specs_by_id
-from cofitune.configuration import check_config
-from cofitune.io import read_yaml
+from cofitune import search
+from cofitune.candidates import BASE_ID, ID_PATTERN, spec_from_id, specs_by_id
+from cofitune.configuration import check_config, static_specs
+from cofitune.io import read_json, read_yaml
 from cofitune.provenance import code_hash
 from cofitune.tasks import SPECIALITY_PREFIX
 
@@ -34,16 +35,20 @@ MODEL_DIR = RESULTS / "model" / "base"
 TRAIN_DATA = RESULTS / "data" / "train"
 TASKS_DIR = RESULTS / "tasks"
 TABLES = [RESULTS / "tables" / "candidates.parquet", RESULTS / "tables" / "samples.parquet"]
+SUMMARY = RESULTS / "tables" / "summary.parquet"
+PLOTS = [RESULTS / "plots" / "tradeoff.png", RESULTS / "plots" / "loss_curves.png"]
 
-CANDIDATE_SPECS = specs_by_id(config["candidates"])  # the trained ones
-TRAINED = list(CANDIDATE_SPECS)
-CANDIDATES = [BASE_ID, *TRAINED]
+# Candidates known up front (enabled baselines and configured extras); search nodes come from
+# the search checkpoints and are identified by their region ids.
+CANDIDATE_SPECS = specs_by_id(static_specs(config))
+SEARCH = config["search"]
+SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels(SEARCH["mode"]) + 1))
 
 # Fine level: importance sources (default: the speciality training data, as the reference scripts).
 IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciality"]["train"]}
 COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
-SOFTMASKED = [c for c, spec in CANDIDATE_SPECS.items() if spec.get("softmask")]
-IMPORTANCE_OUTPUTS = [RESULTS / "tables" / "importance.parquet"] if SOFTMASKED else []
+USES_SOFTMASK = SEARCH["final_softmask"] and bool(SEARCH_LEVELS) or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
+IMPORTANCE_OUTPUTS = [RESULTS / "tables" / "importance.parquet"] if USES_SOFTMASK else []
 
 EVALUATION = {
     **config["evaluation"],
@@ -62,14 +67,52 @@ def accelerate_config():
     return str(shipped) if shipped.is_file() else name
 
 
+def spec_for(candidate):
+    return CANDIDATE_SPECS.get(candidate) or {**spec_from_id(candidate), "id": candidate}
+
+
 def importance_input(wildcards):
-    return {"importance": COMBINED_IMPORTANCE} if wildcards.candidate in SOFTMASKED else {}
+    return {"importance": COMBINED_IMPORTANCE} if spec_for(wildcards.candidate).get("softmask") else {}
 
 
 def trained_tensors(wildcards):
-    if wildcards.candidate in CANDIDATE_SPECS:
-        return {"trained": RESULTS / "train" / wildcards.candidate / "trained.safetensors"}
-    return {}
+    if wildcards.candidate == BASE_ID:
+        return {}
+    return {"trained": RESULTS / "train" / wildcards.candidate / "trained.safetensors"}
+
+
+def eval_metrics(candidate):
+    return RESULTS / "eval" / candidate / "metrics.json"
+
+
+def chosen_nodes(until_level):
+    """The nodes chosen at levels 1..until_level, read from the checkpoints' decision files."""
+    decisions = [read_json(checkpoints.decide_level.get(level=k).output[0]) for k in range(1, until_level + 1)]
+    return [search.Node(**d["chosen"]) for d in decisions]
+
+
+def level_contenders(level):
+    mode = SEARCH["mode"]
+    return search.contenders(mode, level, chosen_nodes(level - 1), SEARCH["keep_parent"])
+
+
+def final_candidate():
+    chosen = chosen_nodes(len(SEARCH_LEVELS))[-1]
+    return chosen.id + ("_softmask" if SEARCH["final_softmask"] else "")
+
+
+def evaluated_candidates(wildcards=None):
+    """Every model in the tables, in a stable order: base, baselines and extras, search nodes, final."""
+    ids = [BASE_ID, *CANDIDATE_SPECS]
+    for level in SEARCH_LEVELS:
+        ids += [n.id for n in level_contenders(level)]
+    if SEARCH_LEVELS:
+        ids.append(final_candidate())
+    return list(dict.fromkeys(ids))
+
+
+def trained_candidates(wildcards=None):
+    return [c for c in evaluated_candidates() if c != BASE_ID]
 
 
 def log_file(name):

@@ -1,15 +1,15 @@
 rule aggregate_tables:
     input:
         model=MODEL_DIR,
-        metrics=expand(RESULTS / "eval" / "{candidate}" / "metrics.json", candidate=CANDIDATES),
-        samples=expand(RESULTS / "eval" / "{candidate}" / "samples.parquet", candidate=CANDIDATES),
-        train=expand(RESULTS / "train" / "{candidate}" / "train_metrics.json", candidate=TRAINED),
+        metrics=lambda wc: [eval_metrics(c) for c in evaluated_candidates()],
+        samples=lambda wc: [RESULTS / "eval" / c / "samples.parquet" for c in evaluated_candidates()],
+        train=lambda wc: [RESULTS / "train" / c / "train_metrics.json" for c in trained_candidates()],
     output:
         candidates=TABLES[0],
         samples=TABLES[1],
     params:
-        candidates=CANDIDATES,
-        trained=TRAINED,
+        candidates=evaluated_candidates,
+        trained=trained_candidates,
         evaluation=EVALUATION,
         config=config,
         code=code_hash("aggregate"),
@@ -21,3 +21,47 @@ rule aggregate_tables:
         "../../envs/cofitune.yaml"
     script:
         "../scripts/aggregate_tables.py"
+
+
+rule summarise_results:
+    input:
+        candidates=TABLES[0],
+        samples=TABLES[1],
+        levels=lambda wc: [checkpoints.decide_level.get(level=k).output[0] for k in SEARCH_LEVELS],
+    output:
+        summary=SUMMARY,
+        markdown=report(RESULTS / "tables" / "summary.md", caption="../report/summary.rst", category="Results"),
+        trace=RESULTS / "tables" / "search_trace.parquet",
+    params:
+        final=lambda wc: final_candidate() if SEARCH_LEVELS else None,
+        evaluation=EVALUATION,
+        seed=config["seed"],
+        code=code_hash("aggregate"),
+    log:
+        log_file("summarise_results"),
+    benchmark:
+        benchmark_file("summarise_results")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/summarise_results.py"
+
+
+rule plot_results:
+    input:
+        summary=SUMMARY,
+        train=lambda wc: [RESULTS / "train" / c / "train_metrics.json" for c in trained_candidates()],
+    output:
+        tradeoff=report(RESULTS / "plots" / "tradeoff.png", caption="../report/tradeoff.rst", category="Results"),
+        loss=report(RESULTS / "plots" / "loss_curves.png", caption="../report/loss_curves.rst", category="Training"),
+    params:
+        rank_format=config["evaluation"]["rank_format"],
+        code=code_hash("aggregate"),
+    log:
+        log_file("plot_results"),
+    benchmark:
+        benchmark_file("plot_results")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/plot_results.py"

@@ -11,7 +11,7 @@ rule train_candidate:
         trained=RESULTS / "train" / "{candidate}" / "trained.safetensors",
         metrics=RESULTS / "train" / "{candidate}" / "train_metrics.json",
     params:
-        candidate=lambda wc: json.dumps(CANDIDATE_SPECS[wc.candidate]),
+        candidate=lambda wc: json.dumps(spec_for(wc.candidate)),
         training=json.dumps(config["training"]),
         module_sets=json.dumps(config["module_sets"]),
         softmask=lambda wc, input: (
@@ -36,3 +36,29 @@ rule train_candidate:
         " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
         " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
         " --out-dir {params.out_dir:q} {params.softmask:q} > {log:q} 2>&1"
+
+
+# Wise-FT needs no training: it interpolates the base and the full-SFT weights.
+ruleorder: interpolate_wise_ft > train_candidate
+
+
+rule interpolate_wise_ft:
+    input:
+        model=MODEL_DIR,
+        full_sft=RESULTS / "train" / "full_sft" / "trained.safetensors",
+    output:
+        trained=RESULTS / "train" / "{candidate}" / "trained.safetensors",
+        metrics=RESULTS / "train" / "{candidate}" / "train_metrics.json",
+    wildcard_constraints:
+        candidate=r"wise_ft_[0-9.]+",
+    params:
+        candidate=lambda wc: spec_for(wc.candidate),
+        code=code_hash("train"),
+    log:
+        log_file("train/{candidate}"),
+    benchmark:
+        benchmark_file("train/{candidate}")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/interpolate_wise_ft.py"

@@ -1,0 +1,23 @@
+# Coarse level: the tree search as a data-dependent DAG. One checkpoint rule with a {level}
+# wildcard writes each level's decision; level k's inputs (its nodes' evaluations) are computed
+# from the decision of level k - 1, so `snakemake -n` always shows the current frontier, and a
+# rerun after a kill retrains nothing that finished.
+checkpoint decide_level:
+    input:
+        metrics=lambda wc: [eval_metrics(n.id) for n in level_contenders(int(wc.level))],
+    output:
+        RESULTS / "search" / "level_{level}.json",
+    params:
+        mode=SEARCH["mode"],
+        contenders=lambda wc: [n.id for n in level_contenders(int(wc.level))],
+        nodes=lambda wc: [vars(n) for n in level_contenders(int(wc.level))],
+        evaluation=EVALUATION,
+        code=code_hash("search"),
+    log:
+        log_file("search/level_{level}"),
+    benchmark:
+        benchmark_file("search/level_{level}")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/decide_level.py"

@@ -1,0 +1,8 @@
+from cofitune.cli import logged_to
+from cofitune.stages import interpolate_wise_ft
+
+with logged_to(snakemake.log[0]):
+    interpolate_wise_ft(
+        snakemake.input.model, snakemake.input.full_sft, snakemake.params.candidate, snakemake.output.trained,
+        snakemake.output.metrics,
+    )

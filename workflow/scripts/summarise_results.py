@@ -1,0 +1,9 @@
+from cofitune.cli import logged_to
+from cofitune.stages import summarise
+
+with logged_to(snakemake.log[0]):
+    summarise(
+        snakemake.input.candidates, snakemake.input.samples, snakemake.input.levels, snakemake.params.final,
+        snakemake.params.evaluation, snakemake.params.seed, snakemake.output.summary, snakemake.output.markdown,
+        snakemake.output.trace,
+    )
