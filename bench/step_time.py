@@ -1,7 +1,7 @@
 """Step time and peak memory of full SFT versus `ffn` in [0.25, 0.5), same model and batch, one run.
 
 Each configuration runs in its own child process (so peak RSS is its own); the parent writes
-bench/results/step_time.{parquet,md}. GPU: peak memory is torch.cuda.max_memory_allocated.
+bench/results/step_time_<model>_<precision>.{parquet,md}. GPU: peak memory is torch.cuda.max_memory_allocated.
 
     python bench/step_time.py [--model default|tiny] [--steps 6] [--precision bf16]
 """
@@ -82,7 +82,8 @@ def main() -> None:
     full, ffn = rows
     ratio_time = ffn["step_seconds_median"] / full["step_seconds_median"]
     ratio_mem = ffn["peak_memory_mib"] / full["peak_memory_mib"]
-    io.write_parquet(OUT / "step_time.parquet", pa.Table.from_pylist(rows))
+    stem = f"step_time_{args.model}_{args.precision}"
+    io.write_parquet(OUT / f"{stem}.parquet", pa.Table.from_pylist(rows))
     lines = [
         f"# Step time: full SFT vs ffn in [0.25, 0.5) ({args.model} model, batch {args.batch} x {args.seq} tokens, {args.precision}, {rows[0]['device']}, {rows[0]['threads']} threads)",
         "",
@@ -94,7 +95,7 @@ def main() -> None:
         "",
         f"Command: `python bench/step_time.py {' '.join(sys.argv[1:])}`",
     ]
-    io.write_text(OUT / "step_time.md", "\n".join(lines) + "\n")
+    io.write_text(OUT / f"{stem}.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -109,3 +109,20 @@ def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):
         (tmp / "a").write_text("partial")
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_gpt2"])
+def test_shared_prefix_scoring_equals_lm_eval_hflm(family, request):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from cofitune.evaluate import shared_prefix_lm
+
+    model, tokenizer = request.getfixturevalue(family)
+    contexts = ["Question: what is the largest planet?\nAnswer:", "<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\n"]
+    choices = [" Jupiter", " a very small rock in space", " Mars", " the Sun itself"]
+    requests = [Instance("loglikelihood", {}, (c, ch), i) for i, (c, ch) in enumerate((c, ch) for c in contexts for ch in choices)]
+    reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(requests)
+    fast = shared_prefix_lm(model, tokenizer, 4, "cpu").loglikelihood(requests)
+    for (ref_ll, ref_greedy), (ll, greedy) in zip(reference, fast, strict=True):
+        assert ll == pytest.approx(ref_ll, abs=1e-4) and greedy == ref_greedy

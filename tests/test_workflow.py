@@ -68,7 +68,7 @@ def test_candidates_table_schema_and_values(smoke):
         assert row["eval_batch_size"] == 8 and row["seed"] == 1234
         assert "torch" in row["versions"]
     assert rows["base"]["final_loss"] is None and rows["base"]["trainable_params"] == 0
-    regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "lora", "last_1")]
+    regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0-0.5_mha+ffn", "hft", "lora", "last_1")]
     assert len(set(regions_)) == len(regions_)  # candidates really differ in what they train
     assert rows["full_sft"]["trainable_fraction"] == rows["v_softmask"]["trainable_fraction"] == 1.0
     assert rows["v_softmask"]["method"] == "v_softmask" and rows[_final(smoke)]["method"] == "region+softmask"

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -44,10 +45,63 @@ class EvalOutput:
     samples: list[dict[str, Any]]  # one row per (format, task, item)
 
 
-def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: EvalPlan, device: str = "cpu") -> EvalOutput:
+def shared_prefix_lm(model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch_size: int, device: str):
+    """lm-eval's HFLM, except that log-likelihood requests sharing a context encode it once.
+
+    Multiple-choice tasks ask for k continuations of one context; HFLM runs k full sequences.
+    Here the context runs once, its key/value cache is repeated for the k continuations, and only
+    the continuation tokens run again: the same numbers (tested against HFLM) for a fraction of
+    the work when contexts are long and answers short. Generation is HFLM's own.
+    """
+    import torch.nn.functional as F
     from lm_eval.models.huggingface import HFLM
 
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=plan.batch_size, device=device)
+    class SharedPrefixHFLM(HFLM):
+        def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            groups: dict[tuple[int, ...], list[int]] = {}
+            for index, (_, context, _) in enumerate(requests):
+                groups.setdefault(tuple(context), []).append(index)
+            results: list[tuple[float, bool] | None] = [None] * len(requests)
+            fallback = []
+            for context, members in groups.items():
+                continuations = [requests[i][2] for i in members]
+                if not context or not all(continuations) or len(context) + max(map(len, continuations)) > self.max_length:
+                    fallback += members  # truncation and empty pieces: HFLM's own path
+                    continue
+                for index, answer in zip(members, self._score_group(list(context), continuations), strict=True):
+                    results[index] = answer
+                    self.cache_hook.add_partial("loglikelihood", requests[index][0], answer)
+            if fallback:
+                answers = super()._loglikelihood_tokens([requests[i] for i in fallback], disable_tqdm=True, override_bs=override_bs)
+                for index, answer in zip(fallback, answers, strict=True):
+                    results[index] = answer
+            return results
+
+        @torch.no_grad()
+        def _score_group(self, context: list[int], continuations: list[list[int]]) -> list[tuple[float, bool]]:
+            prefix = self.model(input_ids=torch.tensor([context], device=self.device), use_cache=True)
+            first = F.log_softmax(prefix.logits[0, -1].float(), dim=-1)
+            width = max(len(c) for c in continuations)
+            rest = None
+            if width > 1:
+                cache = prefix.past_key_values
+                cache.batch_repeat_interleave(len(continuations))
+                ids = torch.tensor([c + [c[-1]] * (width - len(c)) for c in continuations], device=self.device)
+                mask = torch.ones((len(continuations), len(context) + width), dtype=torch.long, device=self.device)
+                rest = F.log_softmax(self.model(input_ids=ids, past_key_values=cache, attention_mask=mask).logits.float(), dim=-1)
+            answers = []
+            for row, tokens in enumerate(continuations):
+                steps = [first] + ([rest[row, t] for t in range(len(tokens) - 1)] if rest is not None else [])
+                logprob = sum(float(step[token]) for step, token in zip(steps, tokens, strict=True))
+                greedy = all(int(step.argmax()) == token for step, token in zip(steps, tokens, strict=True))
+                answers.append((logprob, greedy))
+            return answers
+
+    return SharedPrefixHFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device)
+
+
+def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: EvalPlan, device: str = "cpu") -> EvalOutput:
+    lm = shared_prefix_lm(model, tokenizer, plan.batch_size, device)
     output = EvalOutput([], [])
     for fmt in plan.formats:
         if fmt not in FORMATS:
