@@ -206,6 +206,8 @@ def test_after_a_level_only_the_next_level_is_planned(smoke, tmp_path):
         shutil.rmtree(copy / "results" / "train" / node)
         shutil.rmtree(copy / "results" / "eval" / node)
     (copy / "results" / "search" / "level_3.json").unlink()
+    for table in ("candidates.parquet", "samples.parquet", "summary.parquet", "summary.md", "search_trace.parquet"):
+        (copy / "results" / "tables" / table).unlink()  # a run stopped after level 2 had not made them yet
     proc = snakemake(copy, "-n")
     jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == 2 and jobs["evaluate_candidate"] == 2 and jobs["decide_level"] == 1, proc.stdout[-3000:]
@@ -217,21 +219,23 @@ def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
     workdir = scratch_workdir(tmp_path)
     config = variant(workdir, "killed", baselines={"full_sft": False, "v_softmask": False},
                      evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"})
+    level1 = {"0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "0.5-1_mha+ffn"}
+    evaluating = workdir / "results" / "logs" / "evaluate"  # a node's evaluation starts once its training is done
     process = start_snakemake(workdir, configfile=config)
-    finished = workdir / "results" / "train"
     try:
         deadline = time.monotonic() + 600
-        while not list(finished.glob("*/trained.safetensors")) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while not {p.stem for p in evaluating.glob("*.log")} & level1 and time.monotonic() < deadline:
+            time.sleep(0.2)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    done = {p.parent.name for p in finished.glob("*/trained.safetensors")}
-    assert done and len(done) < 3, "expected the kill to land inside level 1"
+    finished = {p.stem for p in evaluating.glob("*.log")} & level1
+    assert finished and finished != level1, "expected the kill to land inside level 1"
     assert snakemake(workdir, "--unlock", configfile=config).returncode == 0
-    proc = snakemake(workdir, "-n", configfile=config)
+    # a job killed mid-way is flagged incomplete; --rerun-incomplete retrains (resumes) it, and only it
+    proc = snakemake(workdir, "-n", "--rerun-incomplete", configfile=config)
     planned = set(re.findall(r"rule train_candidate:.*?wildcards: candidate=(\S+)", proc.stdout, flags=re.S))
-    assert planned == {n for n in ("0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "0.5-1_mha+ffn") if n not in done}, proc.stdout[-3000:]
+    assert planned == level1 - finished, proc.stdout[-3000:]
 
 
 @pytest.mark.parametrize(("mode", "expected"), [("greedy", 3), ("grid", 21)])

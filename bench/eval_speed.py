@@ -1,0 +1,77 @@
+"""lm-eval multiple-choice scoring: HFLM versus the shared-prefix scorer, same model and items, one run.
+
+Both score the same local task through `simple_evaluate`; the accuracies must agree.
+Results: bench/results/eval_speed.{parquet,md}.
+
+    python bench/eval_speed.py [--model default|tiny] [--task vk_world] [--limit 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import torch
+from lm_eval import simple_evaluate
+from lm_eval.models.huggingface import HFLM
+
+from cofitune import io
+from cofitune.evaluate import shared_prefix_lm, task_manager
+from cofitune.modeling import ModelSource, load_source
+from cofitune.tasks import multiple_choice_task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from step_time import MODELS
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), default="default")
+    parser.add_argument("--task", default="vk_world")
+    parser.add_argument("--limit", type=int, default=100)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--chat", action="store_true", help="apply the chat template (longer contexts)")
+    args = parser.parse_args()
+    model, tokenizer = load_source(ModelSource.from_config(MODELS[args.model]))
+    model.eval()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        data = Path(folder) / f"{args.task}.jsonl"
+        io.write_jsonl(data, [row for _, row in io.read_jsonl(REPO / "data" / "versatility" / f"{args.task}.jsonl")])
+        io.write_yaml(Path(folder) / f"{args.task}.yaml", multiple_choice_task(args.task, data))
+        manager = task_manager([folder], [args.task])
+        for name, lm in (("hflm", HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch, device="cpu")),
+                         ("shared_prefix", shared_prefix_lm(model, tokenizer, args.batch, "cpu"))):
+            start = time.perf_counter()
+            result = simple_evaluate(model=lm, tasks=[args.task], task_manager=manager, limit=args.limit,
+                                     apply_chat_template=args.chat, bootstrap_iters=0, cache_requests=False)
+            rows.append({"scorer": name, "seconds": time.perf_counter() - start, "acc": float(result["results"][args.task]["acc,none"]),
+                         "items": args.limit, "task": args.task, "chat": args.chat, "model": args.model, "batch": args.batch,
+                         "threads": torch.get_num_threads(), "host": f"{platform.node()} {platform.machine()}"})
+    hflm, fast = rows
+    io.write_parquet(OUT / "eval_speed.parquet", pa.Table.from_pylist(rows))
+    lines = [
+        f"# Multiple-choice scoring speed ({args.model} model, {args.task}, {args.limit} items, {'chat' if args.chat else 'plain'} format, batch {args.batch}, CPU {rows[0]['threads']} threads)",
+        "",
+        "| scorer | seconds | acc |",
+        "|---|---|---|",
+        *[f"| {r['scorer']} | {r['seconds']:.1f} | {r['acc']:.3f} |" for r in rows],
+        "",
+        f"speed-up: {hflm['seconds'] / fast['seconds']:.2f}x (same accuracy: {hflm['acc'] == fast['acc']})",
+        "",
+        f"Command: `python bench/eval_speed.py {' '.join(sys.argv[1:])}`",
+    ]
+    io.write_text(OUT / "eval_speed.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
