@@ -19,9 +19,9 @@ STAGE_MODULES: dict[str, tuple[str, ...]] = {
     "prepare_data": ("data", "io"),
     "make_tasks": ("tasks", "data", "io"),
     "importance": ("importance", "regions", "modeling", "data", "io", "stages", "tables", "plots"),
-    "train": ("train", "regions", "candidates", "masking", "modeling", "data", "io", "stages"),
-    "evaluate": ("evaluate", "modeling", "io", "stages"),
-    "aggregate": ("scores", "tables", "provenance", "io", "stages"),
+    "train": ("train", "regions", "candidates", "baselines", "masking", "modeling", "data", "io", "stages"),
+    "evaluate": ("evaluate", "tasks", "modeling", "tables", "io", "stages"),
+    "aggregate": ("scores", "tables", "plots", "provenance", "io", "stages"),
     "search": ("search", "scores", "io", "stages"),
 }
 
