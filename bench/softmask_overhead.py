@@ -23,11 +23,12 @@ import torch
 from accelerate import Accelerator
 
 from cofitune import importance, masking, regions
-from cofitune.modeling import ModelSource, load_source
 from cofitune.train import TrainSettings, collate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MODELS, write_results
+from common import MODELS, load_model, write_results
+
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
@@ -39,7 +40,7 @@ def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
 def timed_steps(model, rows, settings, grad_transform) -> list[float]:
     stamps: list[float] = []
     start = time.perf_counter()
-    train(model, rows, settings, Accelerator(cpu=True), pad_id=0, grad_transform=grad_transform,
+    train(model, rows, settings, Accelerator(cpu=DEVICE == "cpu"), pad_id=0, grad_transform=grad_transform,
           on_step=lambda s, r: stamps.append(time.perf_counter()))
     return [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)]
 
@@ -55,7 +56,8 @@ def main() -> None:
     parser.add_argument("--seq", type=int, default=128)
     args = parser.parse_args()
 
-    base, tokenizer = load_source(ModelSource.from_config(MODELS[args.model]))
+    base, tokenizer = load_model(args.model)
+    base.to(DEVICE)
     names = regions.select_parameters(base, regions.parse_layer_range(args.region), "ffn")
     rows = synthetic_rows(len(tokenizer), args.batch * (args.steps + 1), args.seq)
     settings = TrainSettings(learning_rate=1e-5, max_steps=args.steps + 1, micro_batch_size=args.batch, log_every_steps=10**9)
@@ -80,18 +82,18 @@ def main() -> None:
     regions.freeze_all_but(model, names)
     epoch_settings = TrainSettings(learning_rate=1e-5, epochs=1, micro_batch_size=args.batch, log_every_steps=10**9)
     start = time.perf_counter()
-    train(model, data, epoch_settings, Accelerator(cpu=True), pad_id=0)
+    train(model, data, epoch_settings, Accelerator(cpu=DEVICE == "cpu"), pad_id=0)
     epoch_seconds = time.perf_counter() - start
 
     unmasked, masked = statistics.median(arms["unmasked"]), statistics.median(arms["masked"])
     row = {
         "model": args.model, "region": f"{args.region} ffn", "batch": args.batch, "seq": args.seq, "threads": torch.get_num_threads(),
-        "host": f"{platform.node()} {platform.machine()}", "unmasked_step_s": unmasked, "masked_step_s": masked,
+        "host": f"{platform.node()} {platform.machine()}", "device": DEVICE, "unmasked_step_s": unmasked, "masked_step_s": masked,
         "overhead": masked / unmasked - 1.0, "steps_per_arm": len(arms["masked"]), "importance_s": importance_seconds,
         "epoch_s": epoch_seconds, "importance_vs_epoch": importance_seconds / epoch_seconds, "examples": args.examples,
     }
     lines = [
-        f"# Soft-mask cost ({args.model} model, ffn in {args.region}, batch {args.batch} x {args.seq} tokens, fp32 CPU, {row['threads']} threads)",
+        f"# Soft-mask cost ({args.model} model, ffn in {args.region}, batch {args.batch} x {args.seq} tokens, fp32 {DEVICE}, {row['threads']} threads)",
         "",
         "| measure | value |",
         "|---|---|",
@@ -102,7 +104,7 @@ def main() -> None:
         f"| one SFT epoch of the region over the same {args.examples} examples | {epoch_seconds:.1f} s |",
         f"| importance / epoch | {row['importance_vs_epoch']:.2f} |",
     ]
-    write_results("softmask_overhead", [row], lines)
+    write_results("softmask_overhead" + ("_cuda" if DEVICE == "cuda" else ""), [row], lines)
 
 
 if __name__ == "__main__":

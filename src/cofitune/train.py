@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import json
 import logging
 import math
@@ -159,11 +160,28 @@ def learning_rate_at(step: int, n_steps: int, settings: TrainSettings) -> float:
 
 
 def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy summed (not averaged) over the target tokens, in float32."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    return F.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), batch["labels"][:, 1:].flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-    )
+    """Cross-entropy summed (not averaged) over the target tokens, in float32.
+
+    Only the positions that predict a target token go through the output layer: with a
+    response-only loss on short answers that is a few percent of the sequence, and the
+    vocabulary projection is otherwise a large share of a small model's step.
+    """
+    targets = batch["labels"][:, 1:]
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if accepts_logits_to_keep(model):
+        # Position t predicts token t + 1; keep a position if any row has a target there.
+        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+        logits = model(**inputs, logits_to_keep=keep).logits
+        targets = targets[:, keep]
+    else:
+        logits = model(**inputs).logits[:, :-1]
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+
+
+def accepts_logits_to_keep(model: nn.Module) -> bool:
+    """Whether the model's forward can restrict its logits to given positions (transformers >= 4.50)."""
+    inner = getattr(model, "module", model)  # DDP wrapper
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -240,6 +258,11 @@ def train(
         if grad_transform is not None:
             grad_transform(model)
         grad_norm = accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+        if not torch.isfinite(grad_norm):  # stop before AdamW writes it into the weights
+            raise NonFiniteLossError(
+                f"gradient norm is {float(grad_norm)} at optimizer step {step + 1} (loss was finite); the weights "
+                "were not updated: lower the learning rate or use fp32 (training.precision)"
+            )
         lr = learning_rate_at(step, n_steps, settings)
         for group in optimizer.param_groups:
             group["lr"] = lr
