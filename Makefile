@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test lint smoke bench clean
+.PHONY: demo quick test lint smoke bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all
 	$(BIN)/cofitune summary results/tables/summary.parquet
+
+quick: $(STAMP)
+	PATH="$(BIN):$$PATH" snakemake --cores all --configfile config.yaml workflow/presets/quick.yaml
+	$(BIN)/cofitune summary results/quick/tables/summary.parquet
 
 smoke: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all --configfile workflow/presets/smoke.yaml

@@ -6,7 +6,7 @@ import pytest
 
 from cofitune import io, stages
 from cofitune.evaluate import EvalPlan, evaluate_model, resolve_metric
-from cofitune.scores import candidate_scores
+from cofitune.scores import candidate_scores, item_scores_by_task, task_intervals
 from cofitune.tasks import speciality_rows, validate_mc_row
 
 
@@ -97,6 +97,19 @@ def test_scores_follow_the_method_definitions():
     assert scores["ver_plain"] == pytest.approx(45.0)  # mean of group means, not of tasks
     assert scores["ver_chat"] == pytest.approx(25.0)
     assert scores["ver"] == scores["ver_plain"] and scores["uni"] == pytest.approx(105.0)
+
+
+def test_task_intervals_contain_the_score_and_narrow_with_more_items():
+    rows = [{"candidate": "base", "format": "plain", "task": "t", "doc_id": i, "score": float(i % 4 == 0)} for i in range(40)]
+    rows += [{"candidate": "base", "format": "plain", "task": "big", "doc_id": i, "score": float(i % 4 == 0)} for i in range(400)]
+    rows += [{"candidate": "base", "format": "chat", "task": "t", "doc_id": i, "score": 1.0} for i in range(40)]
+    intervals = task_intervals(item_scores_by_task(rows))
+    score, low, high, items = intervals[("base", "plain", "t")]
+    assert (score, items) == (25.0, 40) and low < score < high
+    big = intervals[("base", "plain", "big")]
+    assert big[0] == 25.0 and big[2] - big[1] < (high - low) / 2  # ~1/sqrt(10) of the width
+    assert intervals[("base", "chat", "t")] == (100.0, 100.0, 100.0, 40)
+    assert task_intervals(item_scores_by_task(rows)) == intervals  # seeded
 
 
 def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):

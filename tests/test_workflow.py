@@ -18,6 +18,7 @@ from cofitune.candidates import candidate_from_spec
 from cofitune.modeling import load_prepared
 from tests.workflow_helpers import (
     PRESETS,
+    REPO,
     describe_failure,
     planned_jobs,
     scratch_workdir,
@@ -252,6 +253,21 @@ def test_the_real_model_preset_plans_a_full_run(tmp_path):
     jobs = planned_jobs(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert jobs["train_candidate"] == 3 + 6 and jobs["evaluate_candidate"] == 1 + 8 + 3
+
+
+@pytest.mark.parametrize(
+    ("preset", "trainings", "evaluations"),
+    [(None, 3 + 3, 1 + 3 + 4), ("quick", 3 + 1, 1 + 3 + 2), ("paper", 3 + 6, 1 + 3 + 6 + 3)],
+)
+def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trainings, evaluations, tmp_path):
+    """Planned up front: level 1's three nodes and the baselines (Wise-FT merges weights, so it is
+    evaluated but not trained); each later level is planned after the previous level's checkpoint.
+    Evaluations: base + level 1 + baselines (one per Wise-FT alpha)."""
+    configs = (REPO / "config.yaml",) + ((PRESETS / f"{preset}.yaml",) if preset else ())
+    proc = snakemake(scratch_workdir(tmp_path), "-n", configfile=configs)
+    jobs = planned_jobs(proc.stdout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert (jobs["train_candidate"], jobs["evaluate_candidate"]) == (trainings, evaluations)
 
 
 def test_report_is_one_html_file(smoke, tmp_path):

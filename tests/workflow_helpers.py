@@ -28,7 +28,8 @@ def variant(workdir: Path, name: str, preset: str = "smoke", **sections) -> Path
     return path
 
 
-def _command(workdir: Path, args: tuple[str, ...], configfile: Path) -> tuple[list[str], dict[str, str]]:
+def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path, ...]) -> tuple[list[str], dict[str, str]]:
+    configfiles = [str(path) for path in (configfile if isinstance(configfile, tuple) else (configfile,))]
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # accelerate, as in the venv
@@ -37,12 +38,12 @@ def _command(workdir: Path, args: tuple[str, ...], configfile: Path) -> tuple[li
     }
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--cores", "2", "--configfile", str(configfile), "--config", "results_dir=results", *args,
+        "--cores", "2", "--configfile", *configfiles, "--config", "results_dir=results", *args,
     ]
     return cmd, env
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, configfile: Path | tuple[Path, ...] = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
     cmd, env = _command(workdir, args, configfile)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 

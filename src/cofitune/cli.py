@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     summary = sub.add_parser("summary", help="print the summary table as Markdown")
     summary.add_argument("table", help="results/tables/summary.parquet")
+
+    tasks = sub.add_parser("task-scores", help="print each task's score with a 95%% bootstrap interval over its items")
+    tasks.add_argument("samples", nargs="+", help="samples.parquet files (results/eval/<candidate>/ or results/tables/)")
     return parser
 
 
@@ -96,6 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cofitune.tables import markdown_report
 
         print(markdown_report(read_parquet(args.table)))
+    elif args.command == "task-scores":
+        from cofitune.io import read_parquet
+        from cofitune.scores import item_scores_by_task, task_intervals
+        from cofitune.tables import task_scores_markdown
+
+        rows = [row for path in args.samples for row in read_parquet(path).to_pylist()]
+        print(task_scores_markdown(task_intervals(item_scores_by_task(rows))), end="")
     return 0
 
 

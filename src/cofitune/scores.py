@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
 from typing import Any
 
@@ -94,3 +94,32 @@ def bootstrap(
                 low, high = np.percentile(finite, [tail, 100.0 - tail])
                 intervals[candidate][name] = (float(low), float(high))
     return intervals
+
+
+def item_scores_by_task(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[int, float]]:
+    """Per-item sample rows -> (candidate, format, task) -> doc_id -> score."""
+    out: dict[tuple[str, str, str], dict[int, float]] = {}
+    for s in samples:
+        out.setdefault((s["candidate"], s["format"], s["task"]), {})[s["doc_id"]] = s["score"]
+    return out
+
+
+def task_intervals(
+    item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
+    n_resamples: int = 1000,
+    seed: int = 1234,
+    level: float = 0.95,
+) -> dict[tuple[str, str, str], tuple[float, float, float, int]]:
+    """(candidate, format, task) -> (score, low, high, items): the mean item score on the 0-100 scale
+    with a percentile bootstrap interval over that task's items."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    tail = (1.0 - level) / 2.0 * 100.0
+    out: dict[tuple[str, str, str], tuple[float, float, float, int]] = {}
+    for key in sorted(item_scores):
+        values = 100.0 * np.array([item_scores[key][i] for i in sorted(item_scores[key])], dtype=float)
+        means = values[rng.integers(0, len(values), (n_resamples, len(values)))].mean(axis=1)
+        low, high = np.percentile(means, [tail, 100.0 - tail])
+        out[key] = (float(values.mean()), float(low), float(high), len(values))
+    return out

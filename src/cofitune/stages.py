@@ -428,14 +428,12 @@ def summarise(
     evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, and the search trace."""
-    from cofitune.scores import bootstrap
+    from cofitune.scores import bootstrap, item_scores_by_task
     from cofitune.tables import markdown_report, search_trace_table, summary_table
 
     candidates = io.read_parquet(candidates_file)
     ids = candidates.column("candidate").to_pylist()
-    item_scores: dict[tuple[str, str, str], dict[int, float]] = {}
-    for s in io.read_parquet(samples_file).to_pylist():
-        item_scores.setdefault((s["candidate"], s["format"], s["task"]), {})[s["doc_id"]] = s["score"]
+    item_scores = item_scores_by_task(io.read_parquet(samples_file).to_pylist())
     intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
                           {"base": "base", "full_sft": "full_sft"}, seed=seed)
     summary = summary_table(candidates, intervals, final_id)

@@ -226,3 +226,11 @@ def markdown_report(summary: pa.Table) -> str:
     lines.append("")
     lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)).")
     return "\n".join(lines)
+
+
+def task_scores_markdown(intervals: Mapping[tuple[str, str, str], tuple[float, float, float, int]]) -> str:
+    """One row per candidate, format and task: score with its 95% interval and the item count."""
+    lines = ["| model | format | task | score [95% CI] | items |", "|---|---|---|---|---|"]
+    for (candidate, fmt, task), (score, low, high, items) in sorted(intervals.items()):
+        lines.append(f"| {candidate} | {fmt} | {task} | {score:.1f} [{low:.1f}, {high:.1f}] | {items} |")
+    return "\n".join(lines) + "\n"
