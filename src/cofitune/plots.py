@@ -42,28 +42,64 @@ STYLE = {  # label -> (marker, colour, size)
 
 
 def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -> None:
-    """Spe. (y) against Ver. (x) of every evaluated model, 95% intervals, the Pareto front as a line."""
+    """Spe. (y) against Ver. (x) of every evaluated model, 95% intervals, the Pareto front as a staircase.
+
+    Models with identical scores share one label ("A = B"); labels are moved off each other.
+    """
     fig, ax = plt.subplots(figsize=(8.5, 6.0), dpi=110)
-    front = sorted((r for r in rows if r["pareto"]), key=lambda r: r["ver"])
-    if len(front) > 1:
-        ax.plot([r["ver"] for r in front], [r["spe"] for r in front], "--", color="#2ca02c", alpha=0.5, lw=1.5, label="Pareto front", zorder=1)
+    groups: dict[tuple[float, float], list[str]] = {}
     for row in rows:
         marker, colour, size = STYLE.get(row["label"], ("o", "#1f77b4" if row["method"].startswith("region") else "#ff7f0e", 45))
-        xerr = _err(row, "ver")
-        yerr = _err(row, "spe")
-        ax.errorbar(row["ver"], row["spe"], xerr=xerr, yerr=yerr, fmt="none", ecolor=colour, alpha=0.35, lw=1, zorder=2)
+        ax.errorbar(row["ver"], row["spe"], xerr=_err(row, "ver"), yerr=_err(row, "spe"), fmt="none", ecolor=colour, alpha=0.3, lw=1, zorder=2)
         ax.scatter(row["ver"], row["spe"], marker=marker, s=size, color=colour, edgecolor="black", linewidth=0.5, zorder=3)
         name = row["label"] if row["label"] != "region" else row["candidate"]
-        ax.annotate(name, (row["ver"], row["spe"]), textcoords="offset points", xytext=(6, 4), fontsize=7.5)
+        groups.setdefault((round(row["ver"], 6), round(row["spe"], 6)), []).append(name)
+    ax.autoscale_view()
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    front = sorted({(r["ver"], r["spe"]) for r in rows if r["pareto"]})
+    if front:
+        ax.plot(*_staircase(front, xlim[0], ylim[0]), "--", color="#2ca02c", alpha=0.6, lw=1.3, label="Pareto front", zorder=1)
+        ax.legend(loc="lower left", fontsize=8)
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    _place_labels(ax, {point: " = ".join(sorted(names, key=_label_order)) for point, names in groups.items()}, fontsize=7.5)
     ax.set_xlabel(f"Ver. (versatility, {rank_format} format, 0-100)")
     ax.set_ylabel("Spe. (speciality, 0-100)")
     ax.set_title("Speciality vs versatility of every evaluated model (bars: 95% bootstrap intervals)", fontsize=10)
     ax.grid(alpha=0.3)
-    if len(front) > 1:
-        ax.legend(loc="lower left", fontsize=8)
     fig.tight_layout()
     fig.savefig(out_file, format="png")
     plt.close(fig)
+
+
+def _label_order(name: str) -> tuple[int, str]:
+    return (0 if name == "CoFiTune" else 1, name)
+
+
+def _staircase(front: list[tuple[float, float]], x_min: float, y_min: float) -> tuple[list[float], list[float]]:
+    """The boundary of the region the front dominates (more Ver. and more Spe. are better)."""
+    xs, ys = [x_min], [front[0][1]]
+    for (x, y), (_, y_next) in zip(front, [*front[1:], (None, y_min)], strict=True):
+        xs += [x, x]
+        ys += [y, y_next]
+    return xs, ys
+
+
+def _place_labels(ax, labels: dict[tuple[float, float], str], fontsize: float) -> None:
+    """Annotate each point, trying a few offsets until the label's box overlaps no earlier one."""
+    scale = ax.figure.dpi / 72.0
+    height = fontsize * 1.3 * scale
+    offsets = [(6, 4), (6, -12), (6, 14), (6, -22), (6, 24), (6, -32)]
+    placed: list[tuple[float, float, float, float]] = []
+    for (x, y), text in sorted(labels.items(), key=lambda item: (-item[0][1], item[0][0])):
+        width = 0.55 * fontsize * len(text) * scale
+        px, py = ax.transData.transform((x, y))
+        for dx, dy in [*offsets, *((-dx - width / scale - 6, dy) for dx, dy in offsets)]:
+            box = (px + dx * scale, py + dy * scale, px + dx * scale + width, py + dy * scale + height)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(dx, dy), fontsize=fontsize)
 
 
 def _err(row: dict, metric: str):
@@ -76,9 +112,10 @@ def _err(row: dict, metric: str):
 def loss_curves(histories: dict[str, list[dict]], out_file: str | Path) -> None:
     """Training loss per optimizer step, one line per trained candidate."""
     fig, ax = plt.subplots(figsize=(8.5, 5.0), dpi=110)
-    for name, history in sorted(histories.items()):
-        if history:
-            ax.plot([h["step"] for h in history], [h["loss"] for h in history], lw=1.2, label=name)
+    colours = plt.get_cmap("tab20").colors  # matplotlib's default cycle repeats after 10 lines
+    for i, (name, history) in enumerate(sorted((n, h) for n, h in histories.items() if h)):
+        ax.plot([h["step"] for h in history], [h["loss"] for h in history], lw=1.2, label=name,
+                color=colours[(2 * i) % 20 + (i // 10) % 2], linestyle=("-", "--")[(i // 20) % 2])
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (mean over target tokens)")
     ax.set_title("SFT loss curves", fontsize=10)
