@@ -221,16 +221,20 @@ def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
     config = variant(workdir, "killed", baselines={"full_sft": False, "v_softmask": False},
                      evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"})
     level1 = {"0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "0.5-1_mha+ffn"}
-    evaluating = workdir / "results" / "logs" / "evaluate"  # a node's evaluation starts once its training is done
+
+    def trained() -> set[str]:  # outputs are written atomically: present means that training finished
+        return {node for node in level1 if (workdir / "results" / "train" / node / "trained.safetensors").is_file()}
+
     process = start_snakemake(workdir, configfile=config)
     try:
         deadline = time.monotonic() + 600
-        while not {p.stem for p in evaluating.glob("*.log")} & level1 and time.monotonic() < deadline:
+        while not trained() and time.monotonic() < deadline:
             time.sleep(0.2)
+        time.sleep(3)  # past Snakemake's bookkeeping of that job, and into the next one (a training takes longer)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    finished = {p.stem for p in evaluating.glob("*.log")} & level1
+    finished = trained()
     assert finished and finished != level1, "expected the kill to land inside level 1"
     assert snakemake(workdir, "--unlock", configfile=config).returncode == 0
     # a job killed mid-way is flagged incomplete; --rerun-incomplete retrains (resumes) it, and only it
