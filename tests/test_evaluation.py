@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
 import pytest
 
-from cofitune import io, stages
+from cofitune import cli, io, stages
 from cofitune.evaluate import EvalPlan, evaluate_model, resolve_metric
 from cofitune.scores import candidate_scores, item_scores_by_task, task_intervals
 from cofitune.tasks import speciality_rows, validate_mc_row
@@ -110,6 +111,16 @@ def test_task_intervals_contain_the_score_and_narrow_with_more_items():
     assert big[0] == 25.0 and big[2] - big[1] < (high - low) / 2  # ~1/sqrt(10) of the width
     assert intervals[("base", "chat", "t")] == (100.0, 100.0, 100.0, 40)
     assert task_intervals(item_scores_by_task(rows)) == intervals  # seeded
+
+
+def test_task_scores_command_prints_one_row_per_task(tmp_path, capsys):
+    rows = [{"candidate": "base", "format": fmt, "task": "vk_world", "doc_id": i, "target": "a", "prediction": "a",
+             "score": float(i < 3)} for fmt in ("plain", "chat") for i in range(4)]
+    io.write_parquet(tmp_path / "samples.parquet", pa.Table.from_pylist(rows))
+    assert cli.main(["task-scores", str(tmp_path / "samples.parquet")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].startswith("| base | chat | vk_world | 75.0 [") and lines[2].endswith("| 4 |")
+    assert len(lines) == 4
 
 
 def test_atomic_writes_leave_nothing_behind_on_failure(tmp_path):

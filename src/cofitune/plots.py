@@ -47,13 +47,10 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     Models with identical scores share one label ("A = B"); labels are moved off each other.
     """
     fig, ax = plt.subplots(figsize=(8.5, 6.0), dpi=110)
-    groups: dict[tuple[float, float], list[str]] = {}
     for row in rows:
         marker, colour, size = STYLE.get(row["label"], ("o", "#1f77b4" if row["method"].startswith("region") else "#ff7f0e", 45))
         ax.errorbar(row["ver"], row["spe"], xerr=_err(row, "ver"), yerr=_err(row, "spe"), fmt="none", ecolor=colour, alpha=0.3, lw=1, zorder=2)
         ax.scatter(row["ver"], row["spe"], marker=marker, s=size, color=colour, edgecolor="black", linewidth=0.5, zorder=3)
-        name = row["label"] if row["label"] != "region" else row["candidate"]
-        groups.setdefault((round(row["ver"], 6), round(row["spe"], 6)), []).append(name)
     ax.autoscale_view()
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     front = sorted({(r["ver"], r["spe"]) for r in rows if r["pareto"]})
@@ -62,7 +59,7 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
         ax.legend(loc="lower left", fontsize=8)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
-    _place_labels(ax, {point: " = ".join(sorted(names, key=_label_order)) for point, names in groups.items()}, fontsize=7.5)
+    _place_labels(ax, shared_labels(rows), fontsize=7.5)
     ax.set_xlabel(f"Ver. (versatility, {rank_format} format, 0-100)")
     ax.set_ylabel("Spe. (speciality, 0-100)")
     ax.set_title("Speciality vs versatility of every evaluated model (bars: 95% bootstrap intervals)", fontsize=10)
@@ -72,8 +69,13 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     plt.close(fig)
 
 
-def _label_order(name: str) -> tuple[int, str]:
-    return (0 if name == "CoFiTune" else 1, name)
+def shared_labels(rows: list[dict]) -> dict[tuple[float, float], str]:
+    """(Ver., Spe.) -> label; models with identical scores share one ("CoFiTune = 0.5-0.75_mha+ffn")."""
+    groups: dict[tuple[float, float], list[str]] = {}
+    for row in rows:
+        name = row["label"] if row["label"] != "region" else row["candidate"]
+        groups.setdefault((round(row["ver"], 6), round(row["spe"], 6)), []).append(name)
+    return {point: " = ".join(sorted(names, key=lambda n: (n != "CoFiTune", n))) for point, names in groups.items()}
 
 
 def _staircase(front: list[tuple[float, float]], x_min: float, y_min: float) -> tuple[list[float], list[float]]:

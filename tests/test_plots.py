@@ -1,0 +1,24 @@
+"""The trade-off picture: the Pareto staircase and a plot of models with identical scores."""
+
+from __future__ import annotations
+
+from cofitune.plots import _staircase, shared_labels, tradeoff_scatter
+
+
+def test_the_pareto_staircase_bounds_what_the_front_dominates():
+    xs, ys = _staircase([(60.0, 30.0), (70.0, 20.0)], x_min=40.0, y_min=0.0)
+    assert list(zip(xs, ys, strict=True)) == [(40, 30), (60, 30), (60, 20), (70, 20), (70, 0)]
+    assert _staircase([(70.0, 27.0)], 40.0, 0.0) == ([40.0, 70.0, 70.0], [27.0, 27.0, 0.0])
+
+
+def test_models_with_identical_scores_share_a_label(tmp_path):
+    def row(candidate, label, ver, spe, pareto):
+        return {"candidate": candidate, "label": label, "method": "region", "ver": ver, "spe": spe, "pareto": pareto,
+                "ver_lo": ver - 5, "ver_hi": ver + 5, "spe_lo": spe - 5, "spe_hi": spe + 5}
+
+    rows = [row("0.5-0.75_mha+ffn", "region", 70.1, 27.1, True), row("cofitune", "CoFiTune", 70.1, 27.1, True),
+            row("base", "Base", 65.3, 0.0, False)]
+    assert shared_labels(rows) == {(70.1, 27.1): "CoFiTune = 0.5-0.75_mha+ffn", (65.3, 0.0): "Base"}
+    out = tmp_path / "tradeoff.png"
+    tradeoff_scatter(rows, out, "chat")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
