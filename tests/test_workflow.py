@@ -276,7 +276,7 @@ def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trai
 
 def test_report_is_one_html_file(smoke, tmp_path):
     report = tmp_path / "report.html"
-    proc = snakemake(smoke, "--report", str(report))
+    proc = snakemake(smoke, "--report", str(report), cores=None)  # as a user types it: no --cores
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
     assert html.lstrip().lower().startswith("<!doctype html") and "tradeoff.png" in html

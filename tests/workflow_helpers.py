@@ -28,7 +28,7 @@ def variant(workdir: Path, name: str, preset: str = "smoke", **sections) -> Path
     return path
 
 
-def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path, ...]) -> tuple[list[str], dict[str, str]]:
+def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path, ...], cores: str | None = "2") -> tuple[list[str], dict[str, str]]:
     configfiles = [str(path) for path in (configfile if isinstance(configfile, tuple) else (configfile,))]
     env = {
         **os.environ,
@@ -38,13 +38,14 @@ def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path
     }
     cmd = [
         sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-        "--cores", "2", "--configfile", *configfiles, "--config", "results_dir=results", *args,
+        *(("--cores", cores) if cores else ()), "--configfile", *configfiles, "--config", "results_dir=results", *args,
     ]
     return cmd, env
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | tuple[Path, ...] = PRESETS / "smoke.yaml", timeout: int = 1800) -> subprocess.CompletedProcess:
-    cmd, env = _command(workdir, args, configfile)
+def snakemake(workdir: Path, *args: str, configfile: Path | tuple[Path, ...] = PRESETS / "smoke.yaml", timeout: int = 1800,
+              cores: str | None = "2") -> subprocess.CompletedProcess:
+    cmd, env = _command(workdir, args, configfile, cores)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 

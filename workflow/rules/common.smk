@@ -12,6 +12,7 @@ sys.path.insert(0, str(SRC))
 # (Set here, not asserted with envvars: the workflow defines it, users need not.)
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from cofitune import search
@@ -58,6 +59,15 @@ EVALUATION = {
     "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
     "seed": config["seed"],
 }
+
+
+def all_cores():
+    """Threads of the model-running rules: every core Snakemake may use (one such job at a time,
+    torch uses them all), or 1 where no core count is set (`--report`, `--lint`)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def accelerate_config():

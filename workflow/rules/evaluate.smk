@@ -11,7 +11,7 @@ rule evaluate_candidate:
     params:
         evaluation=EVALUATION,
         code=code_hash("evaluate"),
-    threads: workflow.cores
+    threads: all_cores()
     log:
         log_file("evaluate/{candidate}"),
     benchmark:

@@ -12,7 +12,7 @@ rule estimate_importance:
         settings=json.dumps(config["importance"]),
         seed=config["seed"],
         code=code_hash("importance"),
-    threads: workflow.cores
+    threads: all_cores()
     log:
         log_file("importance/{source}"),
     benchmark:

@@ -22,7 +22,7 @@ rule train_candidate:
         seed=config["seed"],
         out_dir=lambda wc: RESULTS / "train" / wc.candidate,
         code=code_hash("train"),
-    threads: workflow.cores
+    threads: all_cores()
     resources:
         gpu=0,
     log:
