@@ -37,7 +37,10 @@ config["results_dir"] = "results/gpu_smoke"
 config["training"]["accelerate_config"] = "gpu"
 yaml.safe_dump(config, open("results/gpu_smoke.yaml", "w"))
 EOF
-      snakemake --cores "$(nproc)" --configfile results/gpu_smoke.yaml
+      # Four model jobs share the GPU at a time (the tiny model leaves it idle); --rerun-incomplete
+      # resumes a run that a time limit cut short.
+      snakemake --cores "$(nproc)" --set-threads train_candidate=4 evaluate_candidate=4 estimate_importance=4 \
+        --rerun-incomplete --configfile results/gpu_smoke.yaml
       "$PYTHON" -m cofitune.cli summary results/gpu_smoke/tables/summary.parquet ;;
     *) echo "unknown stage: $stage (tests | bench | smoke)" >&2; exit 2 ;;
   esac
