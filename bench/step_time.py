@@ -26,7 +26,7 @@ import torch
 
 from cofitune import regions
 from cofitune.candidates import candidate_from_spec
-from cofitune.stages import resolve_precision
+from cofitune.stages.common import resolve_precision
 from cofitune.train import TrainSettings, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,4 +1,4 @@
-"""Candidates: every model a run evaluates, the base model included, and how each is trained.
+"""Candidates: every model a run evaluates, the base model included, and their ids.
 
 A candidate is described by a small spec (a dict, as in the config):
   region      {layers, modules, softmask?}    - the coarse level (full SFT when both are 'all';
@@ -8,8 +8,9 @@ A candidate is described by a small spec (a dict, as in the config):
   hft         {method: hft}                    - a seeded random half of each layer's matrices
   last_n      {method: last_n, n}              - LLaMA-Factory's freeze tuning
   wise_ft     {method: wise_ft, alpha}         - (1 - alpha) base + alpha full SFT, no training
-Search nodes need no spec in the config: their ids ('0.25-0.5_ffn', '0-0.5_mha+ffn_softmask')
-are parsed back into specs.
+What each method does lives in `cofitune.methods`. Region ids are built by `region_id` and
+parsed by `parse_region_id`, and by nothing else: search nodes ('0.25-0.5_ffn',
+'0-0.5_mha+ffn_softmask') need no spec in the config, their ids are parsed back into specs.
 """
 
 from __future__ import annotations
@@ -22,73 +23,90 @@ from typing import Any
 from torch import nn
 
 from cofitune import regions
+from cofitune.methods import CONFIG_METHODS, Method, Recipe
 
 BASE_ID = "base"
 ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.+-]*"
-METHODS = ("region", "lora", "l2", "hft", "last_n", "wise_ft")
-REGION_ID = re.compile(r"(?P<a>[0-9.]+)-(?P<b>[0-9.]+)_(?P<modules>[a-z+]+?)(?P<softmask>_softmask)?")
+SOFTMASK_SUFFIX = "_softmask"
+FULL_SFT_IDS = {False: Method.FULL_SFT.value, True: Method.V_SOFTMASK.value}
+# Module-set names carry no underscore, so '<range>_<modules>[_softmask]' parses one way only.
+MODULE_SET_PATTERN = r"[a-z][a-z0-9+]*"
+_REGION_ID = re.compile(rf"(?P<range>all|[0-9.]+-[0-9.]+)_(?P<modules>{MODULE_SET_PATTERN}?)(?P<softmask>{SOFTMASK_SUFFIX})?")
+
+LayerRange = tuple[float, float]
+
+
+def region_id(layer_range: LayerRange | None, module_set: str, softmask: bool = False) -> str:
+    """The id of a region candidate: '0.25-0.5_ffn', '0-0.5_mha+ffn_softmask'; every layer and
+    module is full SFT ('full_sft', or 'v_softmask' with the soft-mask)."""
+    layer_range = tuple(layer_range or (0.0, 1.0))
+    if layer_range == (0.0, 1.0) and module_set == "all":
+        return FULL_SFT_IDS[softmask]
+    return f"{regions.format_layer_range(layer_range)}_{module_set}" + (SOFTMASK_SUFFIX if softmask else "")
+
+
+def parse_region_id(candidate_id: str) -> tuple[LayerRange, str, bool]:
+    """The inverse of `region_id`: (layer range, module set, softmask)."""
+    for softmask, full_id in FULL_SFT_IDS.items():
+        if candidate_id == full_id:
+            return (0.0, 1.0), "all", softmask
+    match = _REGION_ID.fullmatch(candidate_id)
+    if not match:
+        raise KeyError(f"candidate {candidate_id!r} is neither configured nor a region id like '0.25-0.5_ffn'")
+    return regions.parse_layer_range(match["range"]), match["modules"], bool(match["softmask"])
 
 
 @dataclass(frozen=True)
 class Candidate:
     id: str
-    method: str  # base, full_sft, v_softmask, region, region+softmask, lora, l2, hft, last_n, wise_ft
-    layer_range: tuple[float, float] | None = None
+    method: Method
+    layer_range: LayerRange | None = None  # None: every layer
     module_set: str = ""
     softmask: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
+    def recipe(self) -> Recipe:
+        return self.method.recipe
+
+    @property
     def trains(self) -> bool:
-        """Whether a training job makes it (base is the base; Wise-FT interpolates)."""
-        return self.method not in ("base", "wise_ft")
+        return self.recipe.trains
 
     def trainable_names(self, model: nn.Module, module_sets: Mapping[str, Sequence[str]] | None = None, seed: int = 0) -> list[str]:
         """The base-model tensors this candidate changes (LoRA: the tensors its adapters merge into)."""
-        from cofitune import baselines
-
-        if self.method in ("base", "wise_ft"):
-            return []
-        if self.method == "hft":
-            return baselines.hft_trainable_names(model, seed)
-        if self.method == "last_n":
-            return baselines.last_n_layers_names(model, int(self.options["n"]))
-        if self.method == "lora":
-            return [n for n, _ in model.named_parameters() if any(n.endswith(f".{t}.weight") for t in baselines.lora_targets(model, self.options["roles"]))]
-        names = regions.select_parameters(model, self.layer_range, self.module_set or "all", dict(module_sets or {}))
-        if not names:
-            n = len(regions.decoder_layers(model))
-            raise ValueError(f"candidate {self.id!r}: layer range {self.layer_range} selects no layer of a {n}-layer model")
-        return names
+        return self.recipe.trainable_names(self, model, module_sets or {}, seed)
 
     def layer_indices(self, n_layers: int) -> list[int]:
-        if self.method in ("base", "lora", "hft"):
-            return []
-        if self.method == "last_n":
-            return list(range(n_layers - int(self.options["n"]), n_layers))
-        return regions.layer_indices(self.layer_range or (0.0, 1.0), n_layers)
+        return self.recipe.layer_indices(self, n_layers)
 
     def describe(self) -> dict[str, Any]:
-        is_region = self.method in ("full_sft", "v_softmask", "region", "region+softmask", "l2")
+        """The columns that say what it is; layer_range in the tables' vocabulary ('0.25-0.5', 'all')."""
+        is_region = self.recipe.is_region
         return {
             "candidate": self.id,
-            "method": self.method,
+            "method": self.method.value,
             "layer_range": regions.format_layer_range(self.layer_range or (0.0, 1.0)) if is_region else "",
             "module_set": self.module_set if is_region else "",
             "softmask": self.softmask,
         }
 
 
+BASE = Candidate(BASE_ID, Method.BASE)
+
+
 def candidate_from_spec(spec: Mapping[str, Any]) -> Candidate:
-    method = spec.get("method", "region")
-    if method not in METHODS:
-        raise ValueError(f"unknown candidate method {method!r}; known: {', '.join(METHODS)}")
-    if method == "region":
+    method = spec.get("method", Method.REGION.value)
+    if method not in {m.value for m in CONFIG_METHODS}:
+        raise ValueError(f"unknown candidate method {method!r}; known: {', '.join(m.value for m in CONFIG_METHODS)}")
+    method = Method(method)
+    if method is Method.REGION:
         candidate = _region(spec)
     else:
         options = {k: v for k, v in spec.items() if k not in ("id", "method")}
-        full = (None, "all") if method == "l2" else (None, "")
-        candidate = Candidate(spec.get("id") or _baseline_id(method, options), method, *full, options=options)
+        layer_range, module_set = (None, "all") if method is Method.L2 else (None, "")
+        candidate_id = spec.get("id") or method.recipe.default_id(options)
+        candidate = Candidate(candidate_id, method, layer_range, module_set, options=options)
     if not re.fullmatch(ID_PATTERN, candidate.id) or candidate.id == BASE_ID:
         raise ValueError(f"candidate id {candidate.id!r} must match {ID_PATTERN} and not be {BASE_ID!r}")
     return candidate
@@ -98,58 +116,25 @@ def _region(spec: Mapping[str, Any]) -> Candidate:
     modules = spec.get("modules", "all")
     layers = spec.get("layers", "all")
     softmask = bool(spec.get("softmask", False))
-    if layers == "all" and modules == "all":
-        method = default_id = "v_softmask" if softmask else "full_sft"
-        return Candidate(spec.get("id") or default_id, method, None, "all", softmask)
     layer_range = regions.parse_layer_range(layers)
-    default_id = f"{regions.format_layer_range(layer_range)}_{modules}" + ("_softmask" if softmask else "")
-    method = "region+softmask" if softmask else "region"
+    default_id = region_id(layer_range, modules, softmask)
+    if default_id in FULL_SFT_IDS.values():
+        method = Method.V_SOFTMASK if softmask else Method.FULL_SFT
+        return Candidate(spec.get("id") or default_id, method, None, "all", softmask)
+    method = Method.REGION_SOFTMASK if softmask else Method.REGION
     return Candidate(spec.get("id") or default_id, method, layer_range, modules, softmask)
-
-
-def _baseline_id(method: str, options: Mapping[str, Any]) -> str:
-    if method == "wise_ft":
-        return f"wise_ft_{float(options['alpha']):g}"
-    if method == "last_n":
-        return f"last_{int(options['n'])}"
-    return method
 
 
 def spec_from_id(candidate_id: str) -> dict[str, Any]:
     """A search node's (or full SFT's) spec from its id, so the DAG needs no list of them."""
-    if candidate_id in ("full_sft", "v_softmask"):
-        return {"layers": "all", "modules": "all", "softmask": candidate_id == "v_softmask"}
-    match = REGION_ID.fullmatch(candidate_id)
-    if not match:
-        raise KeyError(f"candidate {candidate_id!r} is neither configured nor a region id like '0.25-0.5_ffn'")
-    return {"layers": [float(match["a"]), float(match["b"])], "modules": match["modules"], "softmask": bool(match["softmask"])}
-
-
-def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The config's `baselines` switches -> candidate specs, in a fixed order."""
-    specs: list[dict[str, Any]] = []
-    if baselines.get("full_sft", True):
-        specs.append({"layers": "all", "modules": "all"})
-    if baselines.get("v_softmask", True):
-        specs.append({"layers": "all", "modules": "all", "softmask": True})
-    lora = baselines.get("lora", {})
-    if lora.get("enabled"):
-        specs.append({"method": "lora", **{k: v for k, v in lora.items() if k != "enabled"}})
-    specs += [{"method": "wise_ft", "alpha": alpha} for alpha in baselines.get("wise_ft", {}).get("alphas", [])]
-    l2 = baselines.get("l2", {})
-    if l2.get("enabled"):
-        specs.append({"method": "l2", "lam": l2["lam"]})
-    if baselines.get("hft", {}).get("enabled"):
-        specs.append({"method": "hft"})
-    last_n = baselines.get("last_n", {})
-    if last_n.get("enabled"):
-        specs.append({"method": "last_n", "n": last_n["n"]})
-    return specs
+    layer_range, module_set, softmask = parse_region_id(candidate_id)
+    layers = "all" if layer_range == (0.0, 1.0) else list(layer_range)
+    return {"layers": layers, "modules": module_set, "softmask": softmask}
 
 
 def candidates_from_config(specs: Sequence[Mapping[str, Any]]) -> list[Candidate]:
     """The base model first, then the given specs; ids must be unique."""
-    found = [Candidate(BASE_ID, "base")] + [candidate_from_spec(s) for s in specs]
+    found = [BASE] + [candidate_from_spec(s) for s in specs]
     seen: set[str] = set()
     for c in found:
         if c.id in seen:

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cofitune.candidates import baseline_specs, candidates_from_config
+from cofitune.candidates import candidates_from_config
+from cofitune.methods import baseline_specs
 from cofitune.regions import resolve_roles
 
 
@@ -44,8 +45,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             errors.append(f"module_sets.{name}: {err}")
     try:
         for candidate in candidates_from_config(static_specs(config)):
-            if candidate.method in ("region", "region+softmask"):
-                resolve_roles(candidate.module_set, config.get("module_sets"))
+            candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
     return errors

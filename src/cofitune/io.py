@@ -1,4 +1,4 @@
-"""The one module that knows file formats: JSON, JSONL, YAML, Parquet, safetensors.
+"""The one module that knows file formats: JSON, JSONL, YAML, Parquet, Arrow datasets, safetensors.
 
 Every writer is atomic: it writes a sibling temporary file and renames it into place, so a
 killed job never leaves a half-written output that a rerun would mistake for a finished one.
@@ -121,6 +121,20 @@ def write_parquet(path: str | Path, table: pa.Table) -> None:
 
 def read_parquet(path: str | Path) -> pa.Table:
     return pq.read_table(path)
+
+
+def write_dataset(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Tokenized rows as an Arrow dataset folder (datasets' format, memory-mapped on read)."""
+    from datasets import Dataset
+
+    with atomic_dir(path) as tmp:
+        Dataset.from_list(rows).save_to_disk(str(tmp))
+
+
+def read_dataset(path: str | Path):
+    from datasets import load_from_disk
+
+    return load_from_disk(str(path))
 
 
 def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:

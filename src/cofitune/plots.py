@@ -11,6 +11,8 @@ matplotlib.use("Agg")  # headless: workflow jobs have no display
 import matplotlib.pyplot as plt
 import torch
 
+from cofitune.methods import Method
+
 UNIT_LABELS = {
     "head": "attention head",
     "intermediate": "FFN intermediate neuron",
@@ -48,7 +50,8 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     """
     fig, ax = plt.subplots(figsize=(8.5, 6.0), dpi=110)
     for row in rows:
-        marker, colour, size = STYLE.get(row["label"], ("o", "#1f77b4" if row["method"].startswith("region") else "#ff7f0e", 45))
+        node = Method(row["method"]).recipe.is_search_node
+        marker, colour, size = STYLE.get(row["label"], ("o", "#1f77b4" if node else "#ff7f0e", 45))
         ax.errorbar(row["ver"], row["spe"], xerr=_err(row, "ver"), yerr=_err(row, "spe"), fmt="none", ecolor=colour, alpha=0.3, lw=1, zorder=2)
         ax.scatter(row["ver"], row["spe"], marker=marker, s=size, color=colour, edgecolor="black", linewidth=0.5, zorder=3)
     ax.autoscale_view()

@@ -17,26 +17,31 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from cofitune.regions import NAMED_RANGES, format_layer_range
+from cofitune.candidates import LayerRange, parse_region_id, region_id
+from cofitune.regions import NAMED_RANGES
 
-HALVES = ("h1", "h2", "h3")
-QUARTERS_OF = {"h1": ("q1", "q2"), "h2": ("q2", "q3"), "h3": ("q3", "q4")}
-SEVEN_RANGES = ("h1", "h2", "h3", "q1", "q2", "q3", "q4")
+HALVES = tuple(NAMED_RANGES[h] for h in ("h1", "h2", "h3"))
+QUARTERS_OF = {NAMED_RANGES[h]: (NAMED_RANGES[a], NAMED_RANGES[b]) for h, a, b in (("h1", "q1", "q2"), ("h2", "q2", "q3"), ("h3", "q3", "q4"))}
+SEVEN_RANGES = (*HALVES, *(NAMED_RANGES[q] for q in ("q1", "q2", "q3", "q4")))
 MODULE_SETS = ("mha+ffn", "mha", "ffn")
 MODES = ("greedy", "grid")
 
 
 @dataclass(frozen=True, order=True)
 class Node:
-    layer_range: str  # a named range: h1..h3, q1..q4
+    layer_range: LayerRange  # fractions of the depth, e.g. (0.25, 0.5)
     module_set: str
 
     @property
     def id(self) -> str:
-        return f"{format_layer_range(NAMED_RANGES[self.layer_range])}_{self.module_set}"
+        return region_id(self.layer_range, self.module_set)
 
-    def spec(self, softmask: bool = False) -> dict:
-        return {"layers": self.layer_range, "modules": self.module_set, "softmask": softmask}
+    @classmethod
+    def from_id(cls, node_id: str) -> Node:
+        layer_range, module_set, softmask = parse_region_id(node_id)
+        if softmask:
+            raise ValueError(f"{node_id!r} is a soft-masked candidate, not a search node")
+        return cls(layer_range, module_set)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ def n_levels(mode: str) -> int:
 
 
 def rank_key(node: Node, score: Score) -> tuple:
-    return (-score.uni, -score.ver, NAMED_RANGES[node.layer_range][0], node.id)
+    return (-score.uni, -score.ver, node.layer_range[0], node.id)
 
 
 def best(nodes: Sequence[Node], scores: Mapping[str, Score]) -> Node:

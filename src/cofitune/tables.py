@@ -13,7 +13,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from cofitune.methods import Method
 from cofitune.provenance import config_hash, package_versions
+from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.scores import candidate_scores
 
 FIXED_SCHEMA = pa.schema(
@@ -57,36 +59,28 @@ SAMPLES_SCHEMA = pa.schema(
 )
 
 
-def candidate_row(
-    evaluation_record: Mapping[str, Any],
-    train_record: Mapping[str, Any] | None,
-    evaluation: Mapping[str, Any],
-    config: Mapping[str, Any],
-    total_params: int,
-) -> dict[str, Any]:
+def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     scores = candidate_scores(
-        evaluation_record["metrics"], evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"]
+        evaluated.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"]
     )
-    train = train_record or {}
-    trainable = int(train.get("trainable_params", 0))
     return {
-        "candidate": evaluation_record["candidate"],
-        "method": train.get("method", "base"),
-        "layer_range": train.get("layer_range", ""),
-        "layer_indices": train.get("layer_indices", []),
-        "module_set": train.get("module_set", ""),
-        "softmask": train.get("softmask", False),
-        "trainable_params": trainable,
-        "trainable_fraction": trainable / total_params,
-        "train_steps": train.get("steps", 0),
-        "train_input_tokens": train.get("input_tokens", 0),
-        "train_target_tokens": train.get("target_tokens", 0),
-        "train_wall_seconds": train.get("wall_seconds", 0.0),
-        "final_loss": train.get("final_loss"),  # null for the untrained base model
+        "candidate": evaluated.candidate,
+        "method": trained.method,
+        "layer_range": trained.layer_range,
+        "layer_indices": trained.layer_indices,
+        "module_set": trained.module_set,
+        "softmask": trained.softmask,
+        "trainable_params": trained.trainable_params,
+        "trainable_fraction": trained.trainable_params / evaluated.total_params,
+        "train_steps": trained.steps,
+        "train_input_tokens": trained.input_tokens,
+        "train_target_tokens": trained.target_tokens,
+        "train_wall_seconds": trained.wall_seconds,
+        "final_loss": trained.final_loss,  # null for the base model and Wise-FT
         "rank_format": evaluation["rank_format"],
-        "eval_batch_size": evaluation_record["batch_size"],
-        "eval_limit": evaluation_record["limit"],
-        "eval_wall_seconds": evaluation_record["wall_seconds"],
+        "eval_batch_size": evaluated.batch_size,
+        "eval_limit": evaluated.limit,
+        "eval_wall_seconds": evaluated.wall_seconds,
         "seed": config["seed"],
         "config_hash": config_hash(config),
         "versions": json.dumps(package_versions(), sort_keys=True),
@@ -94,13 +88,9 @@ def candidate_row(
     }
 
 
-def candidates_table(
-    records: Sequence[tuple[Mapping[str, Any], Mapping[str, Any] | None]],
-    evaluation: Mapping[str, Any],
-    config: Mapping[str, Any],
-    total_params: int,
-) -> pa.Table:
-    rows = [candidate_row(ev, tr, evaluation, config, total_params) for ev, tr in records]
+def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> pa.Table:
+    """One row per evaluated model: what it trained, its cost, its scores (fixed columns first)."""
+    rows = [candidate_row(evaluated, trained, evaluation, config) for evaluated, trained in records]
     score_columns = sorted({k for row in rows for k in row} - set(FIXED_SCHEMA.names))
     schema = FIXED_SCHEMA
     for name in score_columns:
@@ -137,10 +127,6 @@ def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapp
     return pa.Table.from_pydict(columns, schema=schema)
 
 
-LABELS = {
-    "base": "Base", "full_sft": "Full SFT", "v_softmask": "V-SoftMask", "region": "region", "region+softmask": "region + soft-mask",
-    "lora": "LoRA", "l2": "L2 to base", "hft": "HFT", "last_n": "last-n layers", "wise_ft": "Wise-FT",
-}
 INTERVAL_METRICS = ("spe", "ver", "uni", "ver_retention", "spe_gain_ratio")
 
 
@@ -162,9 +148,7 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
     front = pareto_front({r["candidate"]: (r["spe"], r["ver"]) for r in rows})
     out = []
     for r in rows:
-        label = "CoFiTune" if r["candidate"] == final_id else LABELS.get(r["method"], r["method"])
-        if r["method"] == "wise_ft":
-            label = f"Wise-FT ({r['candidate'].removeprefix('wise_ft_')})"
+        label = "CoFiTune" if r["candidate"] == final_id else Method(r["method"]).recipe.display(r["candidate"])
         gain = None
         if full is not None and full["spe"] != base["spe"]:
             gain = (r["spe"] - base["spe"]) / (full["spe"] - base["spe"])
@@ -185,15 +169,15 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
     return pa.Table.from_pylist(out)
 
 
-def search_trace_table(levels: Sequence[Mapping[str, Any]]) -> pa.Table:
+def search_trace_table(levels: Sequence[LevelDecision]) -> pa.Table:
     """Level, node, parent (the node kept one level up), scores, and whether the level kept it."""
     rows, parent = [], ""
-    for decision in sorted(levels, key=lambda d: d["level"]):
-        for c in decision["contenders"]:
-            rows.append({"level": decision["level"], "mode": decision["mode"], "node": c["node"], "parent": parent,
+    for decision in sorted(levels, key=lambda d: d.level):
+        for c in decision.contenders:
+            rows.append({"level": decision.level, "mode": decision.mode, "node": c["node"], "parent": parent,
                          "layer_range": c["layer_range"], "module_set": c["module_set"], "spe": c["spe"], "ver": c["ver"],
-                         "uni": c["uni"], "chosen": c["node"] == decision["chosen_id"]})
-        parent = decision["chosen_id"]
+                         "uni": c["uni"], "chosen": c["node"] == decision.chosen_id})
+        parent = decision.chosen_id
     schema = pa.schema([("level", pa.int32()), ("mode", pa.string()), ("node", pa.string()), ("parent", pa.string()),
                         ("layer_range", pa.string()), ("module_set", pa.string()), ("spe", pa.float64()), ("ver", pa.float64()),
                         ("uni", pa.float64()), ("chosen", pa.bool_())])
@@ -216,7 +200,7 @@ def markdown_report(summary: pa.Table) -> str:
     for row in summary.to_pylist():
         region = f"{row['layer_range']} {row['module_set']}".strip() + (" +mask" if row["softmask"] else "")
         name = f"**{row['label']}**" if row["cofitune"] else row["label"]
-        if row["method"] in ("region", "region+softmask") and not row["cofitune"]:
+        if Method(row["method"]).recipe.is_search_node and not row["cofitune"]:
             name = f"node {row['candidate']}"
         lines.append(
             f"| {name}{' *' if row['pareto'] else ''} | {region} | {row['trainable_fraction']:.1%} | "

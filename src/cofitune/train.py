@@ -30,7 +30,7 @@ from accelerate import Accelerator
 from torch import nn
 
 from cofitune import io
-from cofitune.data import IGNORE_INDEX
+from cofitune.data import IGNORE_INDEX, collate
 
 log = logging.getLogger(__name__)
 
@@ -113,20 +113,6 @@ def step_example_indices(step: int, n_examples: int, global_batch: int, seed: in
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n_examples, generator=generator)
     return order[position * global_batch : (position + 1) * global_batch].tolist()
-
-
-def collate(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
-    """Right-pad to the longest row; padded positions are masked and carry no loss."""
-    width = max(len(r["input_ids"]) for r in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-    attention = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row["input_ids"])
-        input_ids[i, :n] = torch.tensor(row["input_ids"])
-        labels[i, :n] = torch.tensor(row["labels"])
-        attention[i, :n] = 1
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention}
 
 
 def count_targets(rows: Sequence[dict[str, list[int]]]) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 REPO = Path(workflow.basedir)
 SRC = REPO / "src"
-# The rules' scripts and `accelerate launch -m cofitune.cli` find the package without an install
+# The rules' scripts and `accelerate launch -m cofitune.stages.train` find the package without an install
 # step, inside or outside a conda env: the package is put on the path of every job.
 sys.path.insert(0, str(SRC))
 # (Set here, not asserted with envvars: the workflow defines it, users need not.)
@@ -16,10 +16,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from cofitune import search
-from cofitune.candidates import BASE_ID, ID_PATTERN, spec_from_id, specs_by_id
+from cofitune.candidates import BASE_ID, ID_PATTERN, region_id, spec_from_id, specs_by_id
 from cofitune.configuration import check_config, static_specs
-from cofitune.io import read_json, read_yaml
+from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
+from cofitune.records import LevelDecision
 from cofitune.tasks import SPECIALITY_PREFIX
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -31,13 +32,62 @@ wildcard_constraints:
     candidate=ID_PATTERN,
 
 
+# ---------------------------------------------------------------- paths: one helper per output family
 RESULTS = Path(config["results_dir"])
 MODEL_DIR = RESULTS / "model" / "base"
 TRAIN_DATA = RESULTS / "data" / "train"
+TRAIN_REPORT = RESULTS / "data" / "train_report.json"
 TASKS_DIR = RESULTS / "tasks"
 TABLES = [RESULTS / "tables" / "candidates.parquet", RESULTS / "tables" / "samples.parquet"]
 SUMMARY = RESULTS / "tables" / "summary.parquet"
+SUMMARY_MD = RESULTS / "tables" / "summary.md"
+SEARCH_TRACE = RESULTS / "tables" / "search_trace.parquet"
+IMPORTANCE_TABLE = RESULTS / "tables" / "importance.parquet"
+COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
 PLOTS = [RESULTS / "plots" / "tradeoff.png", RESULTS / "plots" / "loss_curves.png"]
+
+
+def train_dir(candidate):
+    return RESULTS / "train" / candidate
+
+
+def trained_file(candidate):
+    return train_dir(candidate) / "trained.safetensors"
+
+
+def train_metrics(candidate):
+    return train_dir(candidate) / "train_metrics.json"
+
+
+def eval_metrics(candidate):
+    return RESULTS / "eval" / candidate / "metrics.json"
+
+
+def eval_samples(candidate):
+    return RESULTS / "eval" / candidate / "samples.parquet"
+
+
+def importance_source(source):
+    return RESULTS / "importance" / "sources" / f"{source}.safetensors"
+
+
+def importance_plots():
+    return [RESULTS / "plots" / f"importance_{unit}.png" for unit in ("head", "intermediate", "output")]
+
+
+def level_decision(level):
+    return RESULTS / "search" / f"level_{level}.json"
+
+
+def log_file(name):
+    return RESULTS / "logs" / f"{name}.log"
+
+
+def benchmark_file(name):
+    return RESULTS / "benchmarks" / f"{name}.tsv"
+
+
+# ---------------------------------------------------------------- candidates and the search
 
 # Candidates known up front (enabled baselines and configured extras); search nodes come from
 # the search checkpoints and are identified by their region ids.
@@ -47,9 +97,8 @@ SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels
 
 # Fine level: importance sources (default: the speciality training data, as the reference scripts).
 IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciality"]["train"]}
-COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
 USES_SOFTMASK = SEARCH["final_softmask"] and bool(SEARCH_LEVELS) or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
-IMPORTANCE_OUTPUTS = [RESULTS / "tables" / "importance.parquet"] if USES_SOFTMASK else []
+IMPORTANCE_OUTPUTS = [IMPORTANCE_TABLE] if USES_SOFTMASK else []
 
 EVALUATION = {
     **config["evaluation"],
@@ -88,17 +137,13 @@ def importance_input(wildcards):
 def trained_tensors(wildcards):
     if wildcards.candidate == BASE_ID:
         return {}
-    return {"trained": RESULTS / "train" / wildcards.candidate / "trained.safetensors"}
-
-
-def eval_metrics(candidate):
-    return RESULTS / "eval" / candidate / "metrics.json"
+    return {"trained": trained_file(wildcards.candidate)}
 
 
 def chosen_nodes(until_level):
     """The nodes chosen at levels 1..until_level, read from the checkpoints' decision files."""
-    decisions = [read_json(checkpoints.decide_level.get(level=k).output[0]) for k in range(1, until_level + 1)]
-    return [search.Node(**d["chosen"]) for d in decisions]
+    decisions = [LevelDecision.read(checkpoints.decide_level.get(level=k).output[0]) for k in range(1, until_level + 1)]
+    return [search.Node.from_id(d.chosen_id) for d in decisions]
 
 
 def level_contenders(level):
@@ -108,7 +153,7 @@ def level_contenders(level):
 
 def final_candidate():
     chosen = chosen_nodes(len(SEARCH_LEVELS))[-1]
-    return chosen.id + ("_softmask" if SEARCH["final_softmask"] else "")
+    return region_id(chosen.layer_range, chosen.module_set, softmask=SEARCH["final_softmask"])
 
 
 def evaluated_candidates(wildcards=None):
@@ -124,10 +169,3 @@ def evaluated_candidates(wildcards=None):
 def trained_candidates(wildcards=None):
     return [c for c in evaluated_candidates() if c != BASE_ID]
 
-
-def log_file(name):
-    return RESULTS / "logs" / f"{name}.log"
-
-
-def benchmark_file(name):
-    return RESULTS / "benchmarks" / f"{name}.tsv"

@@ -4,11 +4,11 @@ rule prepare_data:
         train=config["speciality"]["train"],
     output:
         data=directory(TRAIN_DATA),
-        report=RESULTS / "data" / "train_report.json",
+        report=TRAIN_REPORT,
     params:
         max_length=config["training"]["max_length"],
         loss_on=config["training"]["loss_on"],
-        code=code_hash("prepare_data"),
+        code=code_hash("cofitune.stages.data:prepare_data"),
     log:
         log_file("prepare_data"),
     benchmark:
@@ -29,7 +29,7 @@ rule make_tasks:
     params:
         speciality=config["speciality"]["tasks"],
         versatility=config["versatility"]["local_tasks"],
-        code=code_hash("make_tasks"),
+        code=code_hash("cofitune.stages.data:make_tasks"),
     log:
         log_file("make_tasks"),
     benchmark:

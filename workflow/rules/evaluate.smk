@@ -6,11 +6,11 @@ rule evaluate_candidate:
         model=MODEL_DIR,
         tasks=TASKS_DIR,
     output:
-        metrics=RESULTS / "eval" / "{candidate}" / "metrics.json",
-        samples=RESULTS / "eval" / "{candidate}" / "samples.parquet",
+        metrics=eval_metrics("{candidate}"),
+        samples=eval_samples("{candidate}"),
     params:
         evaluation=EVALUATION,
-        code=code_hash("evaluate"),
+        code=code_hash("cofitune.stages.evaluate:evaluate_candidate"),
     threads: all_cores()
     log:
         log_file("evaluate/{candidate}"),

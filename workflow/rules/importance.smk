@@ -6,12 +6,12 @@ rule estimate_importance:
         data=lambda wc: IMPORTANCE_SOURCES[wc.source],
         accelerate=accelerate_config(),
     output:
-        RESULTS / "importance" / "sources" / "{source}.safetensors",
+        importance_source("{source}"),
     params:
         files=lambda wc, input: json.dumps(list(input.data)),
         settings=json.dumps(config["importance"]),
         seed=config["seed"],
-        code=code_hash("importance"),
+        code=code_hash("cofitune.stages.importance:main"),
     threads: all_cores()
     log:
         log_file("importance/{source}"),
@@ -20,18 +20,18 @@ rule estimate_importance:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.cli importance"
+        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.stages.importance"
         " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
         " --out {output:q} > {log:q} 2>&1"
 
 
 rule combine_importance:
     input:
-        expand(RESULTS / "importance" / "sources" / "{source}.safetensors", source=IMPORTANCE_SOURCES),
+        [importance_source(s) for s in IMPORTANCE_SOURCES],
     output:
         COMBINED_IMPORTANCE,
     params:
-        code=code_hash("importance"),
+        code=code_hash("cofitune.stages.importance:combine_importance"),
     log:
         log_file("combine_importance"),
     benchmark:
@@ -44,18 +44,14 @@ rule combine_importance:
 
 rule tabulate_importance:
     input:
-        sources=expand(RESULTS / "importance" / "sources" / "{source}.safetensors", source=IMPORTANCE_SOURCES),
+        sources=[importance_source(s) for s in IMPORTANCE_SOURCES],
         combined=COMBINED_IMPORTANCE,
     output:
-        table=RESULTS / "tables" / "importance.parquet",
-        plots=report(
-            expand(RESULTS / "plots" / "importance_{unit}.png", unit=["head", "intermediate", "output"]),
-            caption="../report/importance.rst",
-            category="Importance",
-        ),
+        table=IMPORTANCE_TABLE,
+        plots=report(importance_plots(), caption="../report/importance.rst", category="Importance"),
     params:
         sources=list(IMPORTANCE_SOURCES),
-        code=code_hash("importance"),
+        code=code_hash("cofitune.stages.importance:tabulate_importance"),
     log:
         log_file("tabulate_importance"),
     benchmark:

@@ -4,7 +4,7 @@ rule prepare_model:
     params:
         model=config["model"],
         seed=config["seed"],
-        code=code_hash("prepare_model"),
+        code=code_hash("cofitune.stages.model:prepare_model"),
     log:
         log_file("prepare_model"),
     benchmark:

@@ -6,13 +6,12 @@ checkpoint decide_level:
     input:
         metrics=lambda wc: [eval_metrics(n.id) for n in level_contenders(int(wc.level))],
     output:
-        RESULTS / "search" / "level_{level}.json",
+        level_decision("{level}"),
     params:
         mode=SEARCH["mode"],
         contenders=lambda wc: [n.id for n in level_contenders(int(wc.level))],
-        nodes=lambda wc: [vars(n) for n in level_contenders(int(wc.level))],
         evaluation=EVALUATION,
-        code=code_hash("search"),
+        code=code_hash("cofitune.stages.search:decide_level"),
     log:
         log_file("search/level_{level}"),
     benchmark:

@@ -1,9 +1,8 @@
 rule aggregate_tables:
     input:
-        model=MODEL_DIR,
         metrics=lambda wc: [eval_metrics(c) for c in evaluated_candidates()],
-        samples=lambda wc: [RESULTS / "eval" / c / "samples.parquet" for c in evaluated_candidates()],
-        train=lambda wc: [RESULTS / "train" / c / "train_metrics.json" for c in trained_candidates()],
+        samples=lambda wc: [eval_samples(c) for c in evaluated_candidates()],
+        train=lambda wc: [train_metrics(c) for c in trained_candidates()],
     output:
         candidates=TABLES[0],
         samples=TABLES[1],
@@ -12,7 +11,7 @@ rule aggregate_tables:
         trained=trained_candidates,
         evaluation=EVALUATION,
         config=config,
-        code=code_hash("aggregate"),
+        code=code_hash("cofitune.stages.tables:aggregate"),
     log:
         log_file("aggregate_tables"),
     benchmark:
@@ -30,13 +29,13 @@ rule summarise_results:
         levels=lambda wc: [checkpoints.decide_level.get(level=k).output[0] for k in SEARCH_LEVELS],
     output:
         summary=SUMMARY,
-        markdown=report(RESULTS / "tables" / "summary.md", caption="../report/summary.rst", category="Results"),
-        trace=RESULTS / "tables" / "search_trace.parquet",
+        markdown=report(SUMMARY_MD, caption="../report/summary.rst", category="Results"),
+        trace=SEARCH_TRACE,
     params:
         final=lambda wc: final_candidate() if SEARCH_LEVELS else None,
         evaluation=EVALUATION,
         seed=config["seed"],
-        code=code_hash("aggregate"),
+        code=code_hash("cofitune.stages.tables:summarise"),
     log:
         log_file("summarise_results"),
     benchmark:
@@ -50,13 +49,13 @@ rule summarise_results:
 rule plot_results:
     input:
         summary=SUMMARY,
-        train=lambda wc: [RESULTS / "train" / c / "train_metrics.json" for c in trained_candidates()],
+        train=lambda wc: [train_metrics(c) for c in trained_candidates()],
     output:
-        tradeoff=report(RESULTS / "plots" / "tradeoff.png", caption="../report/tradeoff.rst", category="Results"),
-        loss=report(RESULTS / "plots" / "loss_curves.png", caption="../report/loss_curves.rst", category="Training"),
+        tradeoff=report(PLOTS[0], caption="../report/tradeoff.rst", category="Results"),
+        loss=report(PLOTS[1], caption="../report/loss_curves.rst", category="Training"),
     params:
         rank_format=config["evaluation"]["rank_format"],
-        code=code_hash("aggregate"),
+        code=code_hash("cofitune.stages.tables:plot_results"),
     log:
         log_file("plot_results"),
     benchmark:

@@ -8,8 +8,8 @@ rule train_candidate:
         data=TRAIN_DATA,
         accelerate=accelerate_config(),
     output:
-        trained=RESULTS / "train" / "{candidate}" / "trained.safetensors",
-        metrics=RESULTS / "train" / "{candidate}" / "train_metrics.json",
+        trained=trained_file("{candidate}"),
+        metrics=train_metrics("{candidate}"),
     params:
         candidate=lambda wc: json.dumps(spec_for(wc.candidate)),
         training=json.dumps(config["training"]),
@@ -20,8 +20,8 @@ rule train_candidate:
             else []
         ),
         seed=config["seed"],
-        out_dir=lambda wc: RESULTS / "train" / wc.candidate,
-        code=code_hash("train"),
+        out_dir=lambda wc: train_dir(wc.candidate),
+        code=code_hash("cofitune.stages.train:main"),
     threads: all_cores()
     resources:
         gpu=0,
@@ -32,7 +32,7 @@ rule train_candidate:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.cli train"
+        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.stages.train"
         " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
         " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
         " --out-dir {params.out_dir:q} {params.softmask:q} > {log:q} 2>&1"
@@ -45,15 +45,15 @@ ruleorder: interpolate_wise_ft > train_candidate
 rule interpolate_wise_ft:
     input:
         model=MODEL_DIR,
-        full_sft=RESULTS / "train" / "full_sft" / "trained.safetensors",
+        full_sft=trained_file("full_sft"),
     output:
-        trained=RESULTS / "train" / "{candidate}" / "trained.safetensors",
-        metrics=RESULTS / "train" / "{candidate}" / "train_metrics.json",
+        trained=trained_file("{candidate}"),
+        metrics=train_metrics("{candidate}"),
     wildcard_constraints:
         candidate=r"wise_ft_[0-9.]+",
     params:
         candidate=lambda wc: spec_for(wc.candidate),
-        code=code_hash("train"),
+        code=code_hash("cofitune.stages.train:interpolate_wise_ft"),
     log:
         log_file("train/{candidate}"),
     benchmark:

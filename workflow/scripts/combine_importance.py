@@ -1,5 +1,5 @@
-from cofitune.cli import logged_to
-from cofitune.stages import combine_importance
+from cofitune.logs import logged_to
+from cofitune.stages.importance import combine_importance
 
 with logged_to(snakemake.log[0]):
     combine_importance(snakemake.input, snakemake.output[0])

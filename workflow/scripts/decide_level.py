@@ -1,8 +1,8 @@
-from cofitune.cli import logged_to
-from cofitune.stages import decide_level
+from cofitune.logs import logged_to
+from cofitune.stages.search import decide_level
 
 with logged_to(snakemake.log[0]):
     decide_level(
-        int(snakemake.wildcards.level), snakemake.params.mode, snakemake.params.nodes, snakemake.input.metrics,
+        int(snakemake.wildcards.level), snakemake.params.mode, snakemake.params.contenders, snakemake.input.metrics,
         snakemake.params.evaluation, snakemake.output[0],
     )

@@ -1,7 +1,7 @@
 import torch
 
-from cofitune.cli import logged_to
-from cofitune.stages import evaluate_candidate
+from cofitune.logs import logged_to
+from cofitune.stages.evaluate import evaluate_candidate
 
 torch.set_num_threads(snakemake.threads)
 with logged_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
-from cofitune.cli import logged_to
-from cofitune.stages import interpolate_wise_ft
+from cofitune.logs import logged_to
+from cofitune.stages.train import interpolate_wise_ft
 
 with logged_to(snakemake.log[0]):
     interpolate_wise_ft(

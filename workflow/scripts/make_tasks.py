@@ -1,5 +1,5 @@
-from cofitune.cli import logged_to
-from cofitune.stages import make_tasks
+from cofitune.logs import logged_to
+from cofitune.stages.data import make_tasks
 
 with logged_to(snakemake.log[0]):
     make_tasks(snakemake.input.model, snakemake.params.speciality, snakemake.params.versatility, snakemake.output[0])

@@ -1,5 +1,5 @@
-from cofitune.cli import logged_to
-from cofitune.stages import prepare_data
+from cofitune.logs import logged_to
+from cofitune.stages.data import prepare_data
 
 with logged_to(snakemake.log[0]):
     prepare_data(

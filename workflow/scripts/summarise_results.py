@@ -1,5 +1,5 @@
-from cofitune.cli import logged_to
-from cofitune.stages import summarise
+from cofitune.logs import logged_to
+from cofitune.stages.tables import summarise
 
 with logged_to(snakemake.log[0]):
     summarise(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from cofitune.cli import logged_to
-from cofitune.stages import tabulate_importance
+from cofitune.logs import logged_to
+from cofitune.stages.importance import tabulate_importance
 
 with logged_to(snakemake.log[0]):
     plot_dir = Path(snakemake.output.plots[0]).parent

@@ -16,11 +16,12 @@ import torch
 from cofitune import io, regions
 from cofitune.candidates import candidate_from_spec
 from cofitune.modeling import load_prepared
-from tests.workflow_helpers import (
+from tests.integration.helpers import (
     PRESETS,
     REPO,
     describe_failure,
     planned_jobs,
+    repo_copy,
     scratch_workdir,
     snakemake,
     start_snakemake,
@@ -285,3 +286,30 @@ def test_report_is_one_html_file(smoke, tmp_path):
 def test_lint_is_clean(tmp_path):
     proc = snakemake(scratch_workdir(tmp_path), "--lint")
     assert "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("edited", "expected_not_planned"),
+    [
+        # masking.py is imported only by the training stage: retrain (and re-evaluate), nothing upstream
+        ("masking.py", {"estimate_importance", "combine_importance", "tabulate_importance", "prepare_model", "prepare_data", "make_tasks"}),
+        # importance.py reaches training only through masking.py (a transitive import): re-estimate and retrain
+        ("importance.py", {"prepare_model", "prepare_data", "make_tasks"}),
+    ],
+)
+def test_editing_a_module_reruns_the_stages_that_import_it_and_only_those(smoke, tmp_path, edited, expected_not_planned):
+    repo = repo_copy(tmp_path / "repo")
+    module = repo / "src" / "cofitune" / edited
+    # A copy lives at another path, which Snakemake's own code and input triggers see as a change; the
+    # code hashes under test are parameters, so plan with the params (and mtime) triggers only.
+    triggers = ("-n", "--rerun-triggers", "params", "mtime")
+    proc = snakemake(smoke, *triggers, snakefile=repo / "Snakefile")
+    assert proc.returncode == 0 and planned_jobs(proc.stdout) == {}, proc.stdout[-3000:]  # an identical copy plans nothing
+    module.write_text(module.read_text() + "\n# an edit\n")
+    proc = snakemake(smoke, *triggers, snakefile=repo / "Snakefile")
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 3, proc.stdout[-3000:]
+    assert jobs["evaluate_candidate"] == len(BASELINES) + 3  # the base model is not re-evaluated
+    assert not expected_not_planned & set(jobs), jobs
+    if edited == "importance.py":
+        assert jobs["estimate_importance"] == 1

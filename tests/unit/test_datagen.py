@@ -28,7 +28,7 @@ from cofitune.datagen import (
     write_default_data,
 )
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 SFT_KEYS = ("instruction", "input", "output")
 MC_KEYS = ("id", "question", "choices", "answer")
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from cofitune import io
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRESETS = REPO / "workflow" / "presets"
 
 
@@ -28,7 +29,8 @@ def variant(workdir: Path, name: str, preset: str = "smoke", **sections) -> Path
     return path
 
 
-def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path, ...], cores: str | None = "2") -> tuple[list[str], dict[str, str]]:
+def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path, ...], cores: str | None = "2",
+             snakefile: Path = REPO / "Snakefile") -> tuple[list[str], dict[str, str]]:
     configfiles = [str(path) for path in (configfile if isinstance(configfile, tuple) else (configfile,))]
     env = {
         **os.environ,
@@ -37,15 +39,15 @@ def _command(workdir: Path, args: tuple[str, ...], configfile: Path | tuple[Path
         "HF_DATASETS_OFFLINE": "1",
     }
     cmd = [
-        sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+        sys.executable, "-m", "snakemake", "-s", str(snakefile), "--directory", str(workdir),
         *(("--cores", cores) if cores else ()), "--configfile", *configfiles, "--config", "results_dir=results", *args,
     ]
     return cmd, env
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | tuple[Path, ...] = PRESETS / "smoke.yaml", timeout: int = 1800,
-              cores: str | None = "2") -> subprocess.CompletedProcess:
-    cmd, env = _command(workdir, args, configfile, cores)
+              cores: str | None = "2", snakefile: Path = REPO / "Snakefile") -> subprocess.CompletedProcess:
+    cmd, env = _command(workdir, args, configfile, cores, snakefile)
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
@@ -53,6 +55,15 @@ def start_snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smo
     """A run in its own process group, so a test can kill it (and its jobs) like a crash would."""
     cmd, env = _command(workdir, args, configfile)
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+
+
+def repo_copy(dest: Path) -> Path:
+    """The workflow and its package, copied: a test may edit the copy's code and plan with it."""
+    for part in ("Snakefile", "workflow", "src", "envs"):
+        source = REPO / part
+        (shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir()
+         else shutil.copy2(source, dest / part))
+    return dest
 
 
 def planned_jobs(output: str) -> dict[str, int]:

@@ -12,20 +12,27 @@ from cofitune import search
 from cofitune.regions import NAMED_RANGES
 from cofitune.search import Node, Score
 
-ALL_NODES = [Node(r, m) for r in search.SEVEN_RANGES for m in search.MODULE_SETS]
+
+def N(named_range: str, module_set: str) -> Node:
+    """A node by the paper's names of its range: h1..h3 (halves), q1..q4 (quarters)."""
+    return Node(NAMED_RANGES[named_range], module_set)
+
+
+NAME_OF = {value: name for name, value in NAMED_RANGES.items()}
+ALL_NODES = [N(r, m) for r in ("h1", "h2", "h3", "q1", "q2", "q3", "q4") for m in ("mha+ffn", "mha", "ffn")]
 
 
 def _key(node, scores):
     s = scores[node.id]
-    return (-s.uni, -s.ver, NAMED_RANGES[node.layer_range][0], node.id)
+    return (-s.uni, -s.ver, node.layer_range[0], node.id)
 
 
 def brute_force_greedy(scores, keep_parent):
     """The paper's rule, written out longhand: every path through the tree, then pick the one it takes."""
-    halves = [Node(h, "mha+ffn") for h in ("h1", "h2", "h3")]
+    halves = [N(h, "mha+ffn") for h in ("h1", "h2", "h3")]
     first = sorted(halves, key=lambda n: _key(n, scores))[0]
-    quarters = {"h1": ["q1", "q2"], "h2": ["q2", "q3"], "h3": ["q3", "q4"]}[first.layer_range]
-    second_pool = [Node(q, "mha+ffn") for q in quarters] + ([first] if keep_parent else [])
+    quarters = {"h1": ["q1", "q2"], "h2": ["q2", "q3"], "h3": ["q3", "q4"]}[NAME_OF[first.layer_range]]
+    second_pool = [N(q, "mha+ffn") for q in quarters] + ([first] if keep_parent else [])
     second = sorted(second_pool, key=lambda n: _key(n, scores))[0]
     third_pool = [Node(second.layer_range, m) for m in ("mha+ffn", "mha", "ffn")]
     third = sorted(third_pool, key=lambda n: _key(n, scores))[0]
@@ -66,18 +73,21 @@ def test_greedy_trains_seven_distinct_nodes_and_grid_21():
 
 def test_parent_kept_when_it_beats_both_quarters():
     scores = {n.id: Score(uni=0, ver=0) for n in ALL_NODES}
-    scores[Node("h2", "mha+ffn").id] = Score(uni=50, ver=0)
-    scores[Node("q2", "mha+ffn").id] = Score(uni=40, ver=0)
+    scores[N("h2", "mha+ffn").id] = Score(uni=50, ver=0)
+    scores[N("q2", "mha+ffn").id] = Score(uni=40, ver=0)
     chosen = search.run("greedy", scores, keep_parent=True)
-    assert chosen[1] == Node("h2", "mha+ffn")
-    assert search.frontier("greedy", 3, chosen[:2]) == [Node("h2", "mha"), Node("h2", "ffn")]
-    assert search.run("greedy", scores, keep_parent=False)[1] == Node("q2", "mha+ffn")
+    assert chosen[1] == N("h2", "mha+ffn")
+    assert search.frontier("greedy", 3, chosen[:2]) == [N("h2", "mha"), N("h2", "ffn")]
+    assert search.run("greedy", scores, keep_parent=False)[1] == N("q2", "mha+ffn")
 
 
-def test_node_ids_match_candidate_ids():
-    assert Node("q2", "ffn").id == "0.25-0.5_ffn"
+def test_node_ids_match_candidate_ids_and_parse_back():
+    assert N("q2", "ffn").id == "0.25-0.5_ffn"
     assert {n.id for n in ALL_NODES} == {f"{a:g}-{b:g}_{m}" for (a, b), m in itertools.product(
-        [NAMED_RANGES[r] for r in search.SEVEN_RANGES], search.MODULE_SETS)}
+        search.SEVEN_RANGES, search.MODULE_SETS)}
+    assert all(Node.from_id(n.id) == n for n in ALL_NODES)
+    with pytest.raises(ValueError, match="soft-masked"):
+        Node.from_id("0.25-0.5_ffn_softmask")
 
 
 def test_bad_levels_and_missing_scores_fail_clearly():
@@ -86,4 +96,4 @@ def test_bad_levels_and_missing_scores_fail_clearly():
     with pytest.raises(ValueError, match="search mode"):
         search.n_levels("beam")
     with pytest.raises(KeyError, match="no score"):
-        search.best([Node("h1", "ffn")], {})
+        search.best([N("h1", "ffn")], {})

@@ -12,16 +12,16 @@ import torch
 from accelerate import Accelerator
 
 from cofitune import io
-from tests.ddp_worker import run
+from tests.integration.ddp_worker import run
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
 def test_two_process_ddp_equals_one_process(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path / "ddp.safetensors")]
+           str(REPO / "tests" / "integration" / "ddp_worker.py"), str(tmp_path / "ddp.safetensors")]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=600, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     run(str(tmp_path / "single.safetensors"), micro_batch_size=8, accelerator=Accelerator(cpu=True))

@@ -1,0 +1,40 @@
+"""Logging of jobs: every job's log holds its progress and, when it fails, its error with the traceback."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+log = logging.getLogger("cofitune")
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """For command-line entry points: log lines to stderr (a shell rule redirects it into its log)."""
+    logging.basicConfig(level=level, format=LOG_FORMAT, stream=sys.stderr, force=True)
+
+
+@contextlib.contextmanager
+def logged_to(path: str | Path) -> Iterator[None]:
+    """Send stdout, stderr and logging of a workflow script to its log file, the error included.
+
+    An exception that escapes the block is written to the log with its traceback before it is
+    re-raised (Snakemake then points at the log): on a cluster the log is all a user has.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    with open(path, "w", buffering=1, encoding="utf-8") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        handler = logging.StreamHandler(handle)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.handlers, root.level = [handler], logging.INFO
+        try:
+            yield
+        except BaseException as err:
+            log.error("job failed: %s: %s", type(err).__name__, err, exc_info=True)
+            raise
+        finally:
+            root.handlers, root.level = saved

@@ -1,0 +1,229 @@
+"""Training methods: the one place where each kind of candidate is defined.
+
+A method says which base-model tensors a candidate trains, how the network is set up for the
+loop (frozen tensors, LoRA adapters), what extra gradient terms it adds (L2), which tensors it
+hands back, and how people see it in tables. Adding a baseline means: a `Recipe` here, its
+`Method` value, its line in `baseline_specs` if the config switches it on, and its keys in the
+config schema. Nothing else branches on method names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+from cofitune import regions
+
+if TYPE_CHECKING:
+    from cofitune.candidates import Candidate
+
+
+class Method(str, Enum):
+    """Every method a candidate can have; the value is what tables and records store."""
+
+    BASE = "base"
+    FULL_SFT = "full_sft"
+    V_SOFTMASK = "v_softmask"
+    REGION = "region"
+    REGION_SOFTMASK = "region+softmask"
+    LORA = "lora"
+    L2 = "l2"
+    HFT = "hft"
+    LAST_N = "last_n"
+    WISE_FT = "wise_ft"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def recipe(self) -> Recipe:
+        return RECIPES[self]
+
+
+# What a config candidate may name as `method` (the region variants follow from layers/modules/softmask).
+CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT)
+
+
+class Recipe:
+    """Defaults: trains the tensors it names, with every other tensor frozen."""
+
+    label = ""
+    trains = True  # whether a training job makes it (the base model and Wise-FT need none)
+    is_region = False  # layer_range and module_set describe what it trains
+    is_search_node = False  # rows are named by their region id
+
+    def default_id(self, options: Mapping[str, Any]) -> str:
+        raise NotImplementedError
+
+    def trainable_names(self, candidate: Candidate, model: nn.Module, module_sets: Mapping[str, Sequence[str]], seed: int) -> list[str]:
+        return []
+
+    def layer_indices(self, candidate: Candidate, n_layers: int) -> list[int]:
+        return []
+
+    def check(self, candidate: Candidate, module_sets: Mapping[str, Sequence[str]] | None) -> None:
+        """Config-time checks that need no model (raise ValueError)."""
+
+    def network(self, model: nn.Module, candidate: Candidate, trainable: Sequence[str], seed: int) -> nn.Module:
+        regions.freeze_all_but(model, trainable)
+        return model
+
+    def grad_transforms(self, net: nn.Module, candidate: Candidate) -> list[Callable[[nn.Module], None]]:
+        return []
+
+    def trained_tensors(self, net: nn.Module, candidate: Candidate, trainable: Sequence[str]) -> dict:
+        keep = set(trainable)
+        return {n: p for n, p in net.named_parameters() if n in keep}
+
+    def display(self, candidate_id: str) -> str:
+        return self.label
+
+
+class BaseRecipe(Recipe):
+    label = "Base"
+    trains = False
+
+
+class RegionRecipe(Recipe):
+    """The coarse level: a layer range x a module set (every layer and module: full SFT)."""
+
+    is_region = True
+
+    def __init__(self, label: str, is_search_node: bool):
+        self.label = label
+        self.is_search_node = is_search_node
+
+    def trainable_names(self, candidate, model, module_sets, seed):
+        names = regions.select_parameters(model, candidate.layer_range, candidate.module_set or "all", dict(module_sets or {}))
+        if not names:
+            n = len(regions.decoder_layers(model))
+            raise ValueError(f"candidate {candidate.id!r}: layer range {candidate.layer_range} selects no layer of a {n}-layer model")
+        return names
+
+    def layer_indices(self, candidate, n_layers):
+        return regions.layer_indices(candidate.layer_range or (0.0, 1.0), n_layers)
+
+    def check(self, candidate, module_sets):
+        regions.resolve_roles(candidate.module_set, dict(module_sets or {}))
+
+
+class L2Recipe(RegionRecipe):
+    """Full SFT plus lam * sum ||theta - theta_base||^2, added as an exact gradient term."""
+
+    def __init__(self):
+        super().__init__("L2 to base", is_search_node=False)
+
+    def default_id(self, options):
+        return Method.L2.value
+
+    def grad_transforms(self, net, candidate):
+        from cofitune.baselines import L2Anchor
+
+        return [L2Anchor(net, float(candidate.options["lam"]))]
+
+
+class LoraRecipe(Recipe):
+    label = "LoRA"
+
+    def default_id(self, options):
+        return Method.LORA.value
+
+    def trainable_names(self, candidate, model, module_sets, seed):
+        """The base tensors its adapters merge into."""
+        from cofitune.baselines import lora_targets
+
+        targets = lora_targets(model, candidate.options["roles"])
+        return [n for n, _ in model.named_parameters() if any(n.endswith(f".{t}.weight") for t in targets)]
+
+    def network(self, model, candidate, trainable, seed):
+        from cofitune.baselines import wrap_lora
+
+        opts = candidate.options
+        return wrap_lora(model, int(opts["rank"]), float(opts["alpha"]), opts["roles"], float(opts.get("dropout", 0.0)), seed)
+
+    def trained_tensors(self, net, candidate, trainable):
+        from cofitune.baselines import merged_lora_tensors
+
+        return merged_lora_tensors(net)
+
+
+class HftRecipe(Recipe):
+    label = "HFT"
+
+    def default_id(self, options):
+        return Method.HFT.value
+
+    def trainable_names(self, candidate, model, module_sets, seed):
+        from cofitune.baselines import hft_trainable_names
+
+        return hft_trainable_names(model, seed)
+
+
+class LastNRecipe(Recipe):
+    label = "last-n layers"
+
+    def default_id(self, options):
+        return f"last_{int(options['n'])}"
+
+    def trainable_names(self, candidate, model, module_sets, seed):
+        from cofitune.baselines import last_n_layers_names
+
+        return last_n_layers_names(model, int(candidate.options["n"]))
+
+    def layer_indices(self, candidate, n_layers):
+        return list(range(n_layers - int(candidate.options["n"]), n_layers))
+
+
+class WiseFtRecipe(Recipe):
+    """(1 - alpha) base + alpha full SFT: interpolated, not trained."""
+
+    label = "Wise-FT"
+    trains = False
+
+    def default_id(self, options):
+        return f"wise_ft_{float(options['alpha']):g}"
+
+    def layer_indices(self, candidate, n_layers):
+        return list(range(n_layers))
+
+    def display(self, candidate_id):
+        return f"Wise-FT ({candidate_id.removeprefix('wise_ft_')})"
+
+
+RECIPES: dict[Method, Recipe] = {
+    Method.BASE: BaseRecipe(),
+    Method.FULL_SFT: RegionRecipe("Full SFT", is_search_node=False),
+    Method.V_SOFTMASK: RegionRecipe("V-SoftMask", is_search_node=False),
+    Method.REGION: RegionRecipe("region", is_search_node=True),
+    Method.REGION_SOFTMASK: RegionRecipe("region + soft-mask", is_search_node=True),
+    Method.LORA: LoraRecipe(),
+    Method.L2: L2Recipe(),
+    Method.HFT: HftRecipe(),
+    Method.LAST_N: LastNRecipe(),
+    Method.WISE_FT: WiseFtRecipe(),
+}
+
+
+def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The config's `baselines` switches -> candidate specs, in a fixed order."""
+    specs: list[dict[str, Any]] = []
+    if baselines.get("full_sft", True):
+        specs.append({"layers": "all", "modules": "all"})
+    if baselines.get("v_softmask", True):
+        specs.append({"layers": "all", "modules": "all", "softmask": True})
+    lora = baselines.get("lora", {})
+    if lora.get("enabled"):
+        specs.append({"method": "lora", **{k: v for k, v in lora.items() if k != "enabled"}})
+    specs += [{"method": "wise_ft", "alpha": alpha} for alpha in baselines.get("wise_ft", {}).get("alphas", [])]
+    l2 = baselines.get("l2", {})
+    if l2.get("enabled"):
+        specs.append({"method": "l2", "lam": l2["lam"]})
+    if baselines.get("hft", {}).get("enabled"):
+        specs.append({"method": "hft"})
+    last_n = baselines.get("last_n", {})
+    if last_n.get("enabled"):
+        specs.append({"method": "last_n", "n": last_n["n"]})
+    return specs

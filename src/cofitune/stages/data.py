@@ -1,0 +1,55 @@
+"""Rules `prepare_data` (tokenized SFT data) and `make_tasks` (lm-eval task YAMLs)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cofitune import io
+from cofitune.data import TokenizeReport, tokenize_examples, validate_records
+from cofitune.modeling import load_prepared
+from cofitune.tasks import SPECIALITY_PREFIX, generation_task, multiple_choice_task, speciality_rows, validate_mc_row
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(
+    model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path
+) -> TokenizeReport:
+    """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job."""
+    _, tokenizer = load_prepared(model_dir)
+    examples = [ex for path in train_files for ex in validate_records(io.read_jsonl(path), path)]
+    rows, report = tokenize_examples(tokenizer, examples, max_length, loss_on)
+    log.info("tokenized %d examples: %d truncated to %d tokens, %d dropped without a response token",
+             report.examples, report.truncated, max_length, report.dropped_no_target)
+    io.write_dataset(out_dir, rows)
+    io.write_json(report_file, {**report.__dict__, "max_length": max_length, "loss_on": loss_on, "files": [str(p) for p in train_files]})
+    return report
+
+
+def make_tasks(
+    model_dir: str | Path,
+    speciality: Mapping[str, Mapping[str, Any]],
+    local_versatility: Mapping[str, str | Path],
+    out_dir: str | Path,
+) -> None:
+    """Render lm-eval task YAMLs (and their rows) for the speciality tests and our own suite."""
+    _, tokenizer = load_prepared(model_dir)
+    out_dir = Path(out_dir).resolve()
+    with io.atomic_dir(out_dir) as tmp:
+        for name, spec in speciality.items():
+            task = SPECIALITY_PREFIX + name
+            rows, kind = speciality_rows(io.read_jsonl(spec["test"]), spec["test"], tokenizer)
+            io.write_jsonl(tmp / f"{task}.jsonl", rows)
+            config = (
+                generation_task(task, out_dir / f"{task}.jsonl", spec.get("max_gen_toks", 32))
+                if kind == "generate_until"
+                else multiple_choice_task(task, out_dir / f"{task}.jsonl", prompt_field="prompt")
+            )
+            io.write_yaml(tmp / f"{task}.yaml", config)
+        for task, path in local_versatility.items():
+            rows = [validate_mc_row(row, path, line) for line, row in io.read_jsonl(path)]
+            io.write_jsonl(tmp / f"{task}.jsonl", rows)
+            io.write_yaml(tmp / f"{task}.yaml", multiple_choice_task(task, out_dir / f"{task}.jsonl"))

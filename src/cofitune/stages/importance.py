@@ -1,0 +1,90 @@
+"""Rules `estimate_importance` (accelerate-launched: `python -m cofitune.stages.importance`),
+`combine_importance` and `tabulate_importance`: the fine level's inputs and what people read."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cofitune import io
+from cofitune.data import collate, tokenize_examples, validate_records
+from cofitune.logs import setup_logging
+from cofitune.modeling import load_prepared
+from cofitune.stages.common import build_accelerator, json_arg, load_importance
+
+log = logging.getLogger(__name__)
+
+
+def estimate_importance(
+    model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path
+) -> None:
+    """Raw and per-layer normalised importance of one source; data-parallel over processes."""
+    from accelerate.utils import set_seed
+
+    from cofitune.importance import ImportanceSettings, estimate, normalise
+
+    accelerator = build_accelerator("fp32")
+    set_seed(seed)
+    model, tokenizer = load_prepared(model_dir)
+    model.to(accelerator.device)
+    examples = [ex for path in files for ex in validate_records(io.read_jsonl(path), path)][: settings["max_examples"]]
+    rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
+    size = settings["batch_size"]
+    batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+    mine = batches[accelerator.process_index :: accelerator.num_processes]
+    log.info("importance from %d examples in %d batches (%d on this process)", len(rows), len(batches), len(mine))
+    keys = ("dropout", "temperature", "accumulate", "batch_size")
+    raw = estimate(model, _progress(mine), ImportanceSettings(**{k: settings[k] for k in keys}),
+                   reduce=lambda t: accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t)
+    if accelerator.is_main_process:
+        tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()}}
+        io.save_tensors(out_file, tensors, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
+    accelerator.wait_for_everyone()
+
+
+def _progress(batches: Sequence[Any]):
+    for i, batch in enumerate(batches, start=1):
+        if i == 1 or i % 10 == 0 or i == len(batches):
+            log.info("importance batch %d/%d", i, len(batches))
+        yield batch
+
+
+def combine_importance(source_files: Sequence[str | Path], out_file: str | Path) -> None:
+    from cofitune.importance import combine
+
+    io.save_tensors(out_file, {f"norm.{t}": v for t, v in combine([load_importance(p) for p in source_files]).items()})
+
+
+def tabulate_importance(
+    sources: Sequence[str], source_files: Sequence[str | Path], combined_file: str | Path, table_out: str | Path, plot_dir: str | Path
+) -> None:
+    from cofitune.plots import importance_heatmap
+    from cofitune.tables import importance_table
+
+    per_source = {name: io.load_tensors(path) for name, path in zip(sources, source_files, strict=True)}
+    combined = load_importance(combined_file)
+    io.write_parquet(table_out, importance_table(per_source, combined))
+    for unit_type, values in combined.items():
+        with io.atomic_path(Path(plot_dir) / f"importance_{unit_type}.png") as tmp:
+            importance_heatmap(values, unit_type, tmp)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cofitune importance", description="estimate head and neuron importance of one source")
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--files", required=True, type=json_arg, help="JSON list of JSONL files (SFT form)")
+    parser.add_argument("--settings", required=True, type=json_arg, help="JSON of the config's importance section")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--out", required=True, help="output .safetensors")
+    args = parser.parse_args(argv)
+    setup_logging()
+    estimate_importance(args.model_dir, args.files, args.settings, args.seed, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

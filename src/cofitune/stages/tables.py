@@ -1,0 +1,63 @@
+"""Rules `aggregate_tables`, `summarise_results` and `plot_results`: Parquet tables, Markdown, plots."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cofitune import io
+from cofitune.candidates import BASE
+from cofitune.records import EvalRecord, LevelDecision, TrainRecord
+
+
+def aggregate(
+    candidate_ids: Sequence[str], metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path],
+    samples_files: Sequence[str | Path], evaluation: Mapping[str, Any], config: Mapping[str, Any],
+    candidates_out: str | Path, samples_out: str | Path,
+) -> None:
+    """candidates.parquet (one row per model) and samples.parquet (one row per evaluated item)."""
+    import pyarrow as pa
+
+    from cofitune.tables import candidates_table
+
+    records = []
+    for candidate_id, metrics_file in zip(candidate_ids, metrics_files, strict=True):
+        evaluated = EvalRecord.read(metrics_file)
+        train_file = train_metrics_files.get(candidate_id)
+        trained = TrainRecord.read(train_file) if train_file else TrainRecord.untrained(
+            BASE.describe(), {}, [], evaluated.total_params, config["seed"])
+        records.append((evaluated, trained))
+    io.write_parquet(candidates_out, candidates_table(records, evaluation, config))
+    io.write_parquet(samples_out, pa.concat_tables([io.read_parquet(p) for p in samples_files]))
+
+
+def summarise(
+    candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
+    evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
+) -> None:
+    """summary.parquet (+ Markdown) with bootstrap intervals, and the search trace."""
+    from cofitune.scores import bootstrap, item_scores_by_task
+    from cofitune.tables import markdown_report, search_trace_table, summary_table
+
+    candidates = io.read_parquet(candidates_file)
+    ids = candidates.column("candidate").to_pylist()
+    item_scores = item_scores_by_task(io.read_parquet(samples_file).to_pylist())
+    intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
+                          {"base": "base", "full_sft": "full_sft"}, seed=seed)
+    summary = summary_table(candidates, intervals, final_id)
+    io.write_parquet(summary_out, summary)
+    io.write_text(markdown_out, markdown_report(summary) + "\n")
+    io.write_parquet(trace_out, search_trace_table([LevelDecision.read(p) for p in level_files]))
+
+
+def plot_results(
+    summary_file: str | Path, train_metrics_files: Sequence[str | Path], rank_format: str, tradeoff_out: str | Path, loss_out: str | Path
+) -> None:
+    from cofitune.plots import loss_curves, tradeoff_scatter
+
+    with io.atomic_path(tradeoff_out) as tmp:
+        tradeoff_scatter(io.read_parquet(summary_file).to_pylist(), tmp, rank_format)
+    records = [TrainRecord.read(path) for path in train_metrics_files]
+    with io.atomic_path(loss_out) as tmp:
+        loss_curves({r.candidate: r.history for r in records}, tmp)

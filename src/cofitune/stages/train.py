@@ -1,0 +1,135 @@
+"""Rules `train_candidate` (accelerate-launched: `python -m cofitune.stages.train`) and
+`interpolate_wise_ft`. What differs between methods is asked of the candidate's recipe."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cofitune import io, regions
+from cofitune.candidates import Candidate, candidate_from_spec
+from cofitune.logs import setup_logging
+from cofitune.masking import SoftMask, resolve_parts, row_scales
+from cofitune.modeling import load_prepared
+from cofitune.records import TrainRecord
+from cofitune.stages.common import build_accelerator, json_arg, load_importance
+
+log = logging.getLogger(__name__)
+
+TRAINED_FILE = "trained.safetensors"
+TRAIN_METRICS_FILE = "train_metrics.json"
+CHECKPOINT_DIR = "checkpoint"
+
+
+def train_candidate(
+    model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
+    out_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
+    softmask_parts: str | Sequence[str] = "auto",
+) -> None:
+    """Selective SFT of one candidate; writes only the trained tensors and its TrainRecord."""
+    from accelerate.utils import set_seed
+
+    from cofitune.train import TrainSettings, train
+
+    out_dir, candidate = Path(out_dir), candidate_from_spec(candidate_spec)
+    settings = TrainSettings.from_config(dict(training), seed=seed)
+    accelerator = build_accelerator(training.get("precision", "auto"))
+    set_seed(seed)
+    model, tokenizer = load_prepared(model_dir)
+    total_params = regions.count_parameters(model)
+    trainable = candidate.trainable_names(model, module_sets, seed)
+    net = candidate.recipe.network(model, candidate, trainable, seed)
+    net.to(accelerator.device)
+    parts = resolve_parts(softmask_parts, model, trainable)
+    mask = _soft_mask(model, candidate, importance_file, trainable, parts)
+    transforms = [*([mask] if mask else []), *candidate.recipe.grad_transforms(net, candidate)]
+    rows = io.read_dataset(data_dir)
+    n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    fingerprint = settings.fingerprint({
+        "candidate": candidate.describe(), "options": dict(candidate.options), "trainable": trainable,
+        "precision": accelerator.mixed_precision, "world": accelerator.num_processes,
+        "mask": io.file_digest(importance_file) if mask else None, "parts": list(parts),
+    })
+    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask on %d tensors, %s, %d process(es)",
+             candidate.id, candidate.method, n_trained, total_params, len(rows), len(mask) if mask else 0,
+             accelerator.mixed_precision, accelerator.num_processes)
+    result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=out_dir / CHECKPOINT_DIR,
+                   fingerprint=fingerprint, grad_transform=_chain(transforms))
+    if accelerator.is_main_process:
+        io.save_tensors(out_dir / TRAINED_FILE, candidate.recipe.trained_tensors(net, candidate, trainable),
+                        metadata={"candidate": candidate.id, "base": str(model_dir)})
+        TrainRecord(
+            **candidate.describe(), options=dict(candidate.options),
+            layer_indices=candidate.layer_indices(len(regions.decoder_layers(model))), trainable_tensors=len(trainable),
+            trainable_params=n_trained, total_params=total_params, steps=result.steps, resumed_from_step=result.resumed_from_step,
+            final_loss=result.final_loss, input_tokens=result.input_tokens, target_tokens=result.target_tokens,
+            wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
+            precision=accelerator.mixed_precision, processes=accelerator.num_processes,
+            softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [], seed=seed,
+            history=result.history,
+        ).write(out_dir / TRAIN_METRICS_FILE)
+    accelerator.wait_for_everyone()
+
+
+def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence[str], parts: Sequence[str]) -> SoftMask | None:
+    if not candidate.softmask:
+        return None
+    if importance_file is None:
+        raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
+    scales = row_scales(model, load_importance(importance_file), trainable, parts)
+    if not scales:
+        raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
+    return SoftMask(model, scales)
+
+
+def _chain(transforms: Sequence[Any]):
+    if not transforms:
+        return None
+
+    def apply(model) -> None:
+        for transform in transforms:
+            transform(model)
+
+    return apply
+
+
+def interpolate_wise_ft(
+    model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
+) -> None:
+    """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training."""
+    from cofitune.baselines import wise_ft
+
+    candidate = candidate_from_spec(candidate_spec)
+    alpha = float(candidate.options["alpha"])
+    model, _ = load_prepared(model_dir)
+    base = {n: p.detach() for n, p in model.named_parameters()}
+    io.save_tensors(trained_out, wise_ft(base, io.load_tensors(full_sft_file), alpha))
+    n_layers = len(regions.decoder_layers(model))
+    TrainRecord.untrained(candidate.describe(), {"alpha": alpha}, candidate.layer_indices(n_layers), regions.count_parameters(model),
+                          seed=0).write(metrics_out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cofitune train", description="selective SFT of one candidate (run it under accelerate launch)")
+    parser.add_argument("--model-dir", required=True, help="prepared base model folder")
+    parser.add_argument("--data-dir", required=True, help="tokenized training data (prepare_data output)")
+    parser.add_argument("--candidate", required=True, type=json_arg, help='JSON, e.g. {"layers": "q2", "modules": "ffn"}')
+    parser.add_argument("--training", required=True, type=json_arg, help="JSON of the config's training section")
+    parser.add_argument("--module-sets", type=json_arg, default={}, help="JSON: module set name -> roles")
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
+    parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
+    args = parser.parse_args(argv)
+    setup_logging()
+    train_candidate(args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets,
+                    args.importance, args.softmask_parts)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

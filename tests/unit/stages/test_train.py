@@ -1,0 +1,63 @@
+"""Stage train_candidate and interpolate_wise_ft on a tiny model: outputs, records, what each method trained."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cofitune import io
+from cofitune.data import tokenize_examples
+from cofitune.modeling import load_prepared
+from cofitune.records import TrainRecord
+from cofitune.stages.model import prepare_model
+from cofitune.stages.train import interpolate_wise_ft, train_candidate
+from tests.conftest import make_examples
+
+TRAINING = {"learning_rate": 1e-3, "max_steps": 2, "micro_batch_size": 4, "precision": "fp32", "save_every_steps": 1}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_model({"name_or_path": "builtin:tiny-llama"}, root / "model", seed=0)
+    _, tokenizer = load_prepared(root / "model")
+    rows, _ = tokenize_examples(tokenizer, make_examples(16), max_length=64)
+    io.write_dataset(root / "data", rows)
+    importance = {f"norm.{t}": torch.rand(4, n, generator=torch.Generator().manual_seed(1)) for t, n in
+                  (("head", 4), ("intermediate", 128), ("output", 64))}
+    io.save_tensors(root / "importance.safetensors", importance)
+    return root
+
+
+def _train(prepared, tmp_path, spec, **kwargs):
+    train_candidate(prepared / "model", prepared / "data", spec, TRAINING, seed=3, out_dir=tmp_path, **kwargs)
+    return io.load_tensors(tmp_path / "trained.safetensors"), TrainRecord.read(tmp_path / "train_metrics.json")
+
+
+def test_a_soft_masked_region_writes_its_tensors_and_record(prepared, tmp_path):
+    tensors, record = _train(prepared, tmp_path, {"layers": "q2", "modules": "ffn", "softmask": True},
+                             importance_file=prepared / "importance.safetensors")
+    assert set(tensors) == {"model.layers.1.mlp.up_proj.weight", "model.layers.1.mlp.down_proj.weight"}
+    assert record.candidate == "0.25-0.5_ffn_softmask" and record.method == "region+softmask" and record.layer_range == "0.25-0.5"
+    assert record.softmask_tensors == 2 and record.softmask_parts == ["input_projection", "output_projection"]
+    assert record.steps == 2 and len(record.history) == 2 and record.trainable_params == sum(t.numel() for t in tensors.values())
+    assert not (tmp_path / "checkpoint").exists() or (tmp_path / "checkpoint" / "state.json").is_file()
+
+
+def test_a_soft_masked_candidate_without_importance_is_refused(prepared, tmp_path):
+    with pytest.raises(ValueError, match="uses the soft-mask but no importance file"):
+        _train(prepared, tmp_path, {"layers": "q2", "modules": "ffn", "softmask": True})
+
+
+def test_lora_hands_back_merged_base_weights_and_wise_ft_interpolates(prepared, tmp_path):
+    tensors, record = _train(prepared, tmp_path / "lora", {"method": "lora", "rank": 2, "alpha": 4, "roles": ["q"]})
+    assert set(tensors) == {f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)} and record.method == "lora"
+    full, _ = _train(prepared, tmp_path / "full", {"layers": "all", "modules": "all"})
+    interpolate_wise_ft(prepared / "model", tmp_path / "full" / "trained.safetensors", {"method": "wise_ft", "alpha": 0.5},
+                        tmp_path / "wise.safetensors", tmp_path / "wise.json")
+    base = dict(load_prepared(prepared / "model")[0].named_parameters())
+    mixed = io.load_tensors(tmp_path / "wise.safetensors")
+    name = "model.layers.0.mlp.up_proj.weight"
+    torch.testing.assert_close(mixed[name], 0.5 * base[name].detach() + 0.5 * full[name])
+    record = TrainRecord.read(tmp_path / "wise.json")
+    assert record.method == "wise_ft" and record.steps == 0 and record.final_loss is None and record.layer_indices == [0, 1, 2, 3]

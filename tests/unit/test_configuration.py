@@ -1,0 +1,53 @@
+"""Config checks: every schema violation and cross-reference error names its key, before any job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cofitune import io
+from cofitune.configuration import ConfigError, check_config, schema_errors, semantic_errors, static_specs
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+SMOKE = Path(__file__).resolve().parents[2] / "workflow" / "presets" / "smoke.yaml"
+
+
+@pytest.fixture
+def config():
+    return io.read_yaml(SMOKE)
+
+
+def test_the_shipped_presets_are_valid(config):
+    check_config(config, io.read_yaml(SCHEMA))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"trainig": {}}, "(top level): unknown key(s) 'trainig'"),
+        ({"training": {"learning_rate": "fast"}}, "training.learning_rate: 'fast' is not of type 'number'"),
+        ({"module_sets": {"attn_out": ["o"]}}, "module_sets: 'attn_out' does not match"),
+        ({"candidates": [{"layers": "q2", "modules": "ffn_2"}]}, "candidates.0.modules: 'ffn_2' does not match"),
+        ({"candidates": [{"method": "dora"}]}, "candidates.0.method: 'dora' is not one of"),
+    ],
+)
+def test_schema_errors_name_the_key(config, change, message):
+    errors = schema_errors({**config, **change}, io.read_yaml(SCHEMA))
+    assert any(message in e for e in errors), errors
+
+
+def test_cross_references_are_checked(config):
+    bad = {**config, "evaluation": {**config["evaluation"], "rank_format": "chat", "formats": ["plain"]},
+           "candidates": [{"layers": "q2", "modules": "attn"}]}
+    errors = semantic_errors(bad)
+    assert "evaluation.rank_format: must be one of evaluation.formats" in errors
+    assert any(e.startswith("candidates: unknown module set 'attn'") for e in errors)
+    with pytest.raises(ConfigError, match="invalid config:\n  "):
+        check_config(bad, io.read_yaml(SCHEMA))
+
+
+def test_static_specs_are_the_enabled_baselines_then_the_extras(config):
+    specs = static_specs({**config, "candidates": [{"layers": "q2", "modules": "ffn"}]})
+    assert specs[0] == {"layers": "all", "modules": "all"} and specs[-1] == {"layers": "q2", "modules": "ffn"}
+    assert len(specs) == 7 + 1  # smoke enables all seven baseline kinds (one Wise-FT mix)

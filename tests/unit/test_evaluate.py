@@ -1,0 +1,64 @@
+"""Evaluation through lm-eval: a real run on a tiny model, metric choice, the shared-prefix scorer."""
+
+from __future__ import annotations
+
+import pytest
+
+from cofitune import io
+from cofitune.evaluate import EvalPlan, evaluate_model, resolve_metric
+from cofitune.stages.data import make_tasks
+
+
+@pytest.fixture
+def task_dir(tmp_path, tiny_llama):
+    model, tokenizer = tiny_llama
+    (tmp_path / "model").mkdir()
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    io.write_jsonl(tmp_path / "spe.jsonl", [{"instruction": f"What is {i}+1?", "output": str(i + 1)} for i in range(6)])
+    io.write_jsonl(tmp_path / "mc.jsonl", [{"question": f"{i} is?", "choices": ["even", "odd"], "answer": i % 2} for i in range(6)])
+    make_tasks(tmp_path / "model", {"add": {"test": str(tmp_path / "spe.jsonl"), "max_gen_toks": 4}},
+               {"parity": str(tmp_path / "mc.jsonl")}, tmp_path / "tasks")
+    return tmp_path / "tasks"
+
+
+def test_a_real_lm_eval_run_keeps_every_item_in_both_formats(task_dir, tiny_llama):
+    model, tokenizer = tiny_llama
+    plan = EvalPlan(speciality=("spe_add",), groups={"reasoning": ("parity",)}, formats=("plain", "chat"),
+                    include_path=(str(task_dir),), batch_size=4)
+    output = evaluate_model(model, tokenizer, plan)
+    assert [(m["format"], m["task"], m["metric"], m["n"]) for m in output.metrics] == [
+        ("plain", "spe_add", "exact_match,strip", 6), ("plain", "parity", "acc,none", 6), ("chat", "parity", "acc,none", 6)
+    ]
+    assert len(output.samples) == 18
+    for fmt, task in (("plain", "parity"), ("chat", "parity"), ("plain", "spe_add")):
+        items = [s for s in output.samples if (s["format"], s["task"]) == (fmt, task)]
+        metric = next(m for m in output.metrics if (m["format"], m["task"]) == (fmt, task))
+        assert sum(s["score"] for s in items) / len(items) == pytest.approx(metric["value"])
+    again = evaluate_model(model, tokenizer, plan)
+    assert again.samples == output.samples  # deterministic
+
+
+def test_metric_resolution():
+    assert resolve_metric("t", {"acc,none": 0.5, "acc_norm,none": 0.4}, None) == "acc,none"
+    assert resolve_metric("t", {"exact_match,strict-match": 0.5, "exact_match,flexible-extract": 0.6}, None) == "exact_match,strict-match"
+    assert resolve_metric("t", {"acc,none": 0.5, "acc_norm,none": 0.4}, "acc_norm,none") == "acc_norm,none"
+    with pytest.raises(KeyError, match="reports"):
+        resolve_metric("t", {"acc,none": 0.5}, "f1,none")
+
+
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_gpt2"])
+def test_shared_prefix_scoring_equals_lm_eval_hflm(family, request):
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+
+    from cofitune.evaluate import shared_prefix_lm
+
+    model, tokenizer = request.getfixturevalue(family)
+    contexts = ["Question: what is the largest planet?\nAnswer:", "<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\n"]
+    choices = [" Jupiter", " a very small rock in space", " Mars", " the Sun itself"]
+    requests = [Instance("loglikelihood", {}, (c, ch), i) for i, (c, ch) in enumerate((c, ch) for c in contexts for ch in choices)]
+    reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(requests)
+    fast = shared_prefix_lm(model, tokenizer, 4, "cpu").loglikelihood(requests)
+    for (ref_ll, ref_greedy), (ll, greedy) in zip(reference, fast, strict=True):
+        assert ll == pytest.approx(ref_ll, abs=1e-4) and greedy == ref_greedy

@@ -1,0 +1,66 @@
+"""Result tables from typed records: candidate rows, the summary's labels, the search trace, Markdown."""
+
+from __future__ import annotations
+
+import pytest
+
+from cofitune.candidates import BASE, candidate_from_spec
+from cofitune.records import EvalRecord, LevelDecision, TrainRecord
+from cofitune.tables import candidates_table, markdown_report, search_trace_table, summary_table
+
+EVALUATION = {"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain"], "rank_format": "plain"}
+CONFIG = {"seed": 7}
+
+
+def _evaluated(candidate, spe, ver):
+    metrics = [{"format": "plain", "task": "spe_a", "metric": "acc,none", "value": spe, "n": 2},
+               {"format": "plain", "task": "t", "metric": "acc,none", "value": ver, "n": 2}]
+    return EvalRecord(candidate=candidate, metrics=metrics, batch_size=8, limit=2, device="cpu", wall_seconds=1.0, total_params=100)
+
+
+def _trained(spec, params):
+    c = candidate_from_spec(spec)
+    record = TrainRecord.untrained(c.describe(), dict(c.options), c.layer_indices(4), 100, seed=7)
+    return TrainRecord(**{**record.__dict__, "trainable_params": params, "steps": 3, "final_loss": 1.5})
+
+
+@pytest.fixture
+def table():
+    records = [
+        (_evaluated("base", 0.0, 0.5), TrainRecord.untrained(BASE.describe(), {}, [], 100, seed=7)),
+        (_evaluated("full_sft", 0.5, 0.25), _trained({"layers": "all", "modules": "all"}, 100)),
+        (_evaluated("0.25-0.5_ffn", 0.5, 0.5), _trained({"layers": "q2", "modules": "ffn"}, 10)),
+        (_evaluated("0.25-0.5_ffn_softmask", 0.5, 0.5), _trained({"layers": "q2", "modules": "ffn", "softmask": True}, 10)),
+        (_evaluated("wise_ft_0.5", 0.25, 0.5), TrainRecord.untrained(
+            candidate_from_spec({"method": "wise_ft", "alpha": 0.5}).describe(), {"alpha": 0.5}, [0, 1, 2, 3], 100, seed=7)),
+    ]
+    return candidates_table(records, EVALUATION, CONFIG)
+
+
+def test_candidate_rows_come_from_the_records(table):
+    rows = {r["candidate"]: r for r in table.to_pylist()}
+    assert rows["base"]["method"] == "base" and rows["base"]["final_loss"] is None and rows["base"]["layer_indices"] == []
+    assert rows["0.25-0.5_ffn"]["layer_range"] == "0.25-0.5" and rows["0.25-0.5_ffn"]["layer_indices"] == [1]
+    assert rows["0.25-0.5_ffn"]["trainable_fraction"] == pytest.approx(0.1)
+    assert rows["full_sft"]["layer_range"] == "all" and rows["wise_ft_0.5"]["layer_range"] == ""
+    assert rows["full_sft"]["uni"] == pytest.approx(50 + 25) and rows["base"]["seed"] == 7
+
+
+def test_summary_labels_and_markdown_name_each_method(table):
+    summary = summary_table(table, {}, final_id="0.25-0.5_ffn_softmask")
+    labels = {r["candidate"]: r["label"] for r in summary.to_pylist()}
+    assert labels == {"base": "Base", "full_sft": "Full SFT", "0.25-0.5_ffn": "region", "0.25-0.5_ffn_softmask": "CoFiTune",
+                      "wise_ft_0.5": "Wise-FT (0.5)"}
+    markdown = markdown_report(summary)
+    assert "| node 0.25-0.5_ffn" in markdown and "| **CoFiTune**" in markdown and "| Wise-FT (0.5)" in markdown
+
+
+def test_the_search_trace_uses_the_tables_vocabulary_and_links_parents():
+    levels = [
+        LevelDecision(level=2, mode="greedy", chosen_id="0.25-0.5_mha+ffn", contenders=[
+            {"node": "0.25-0.5_mha+ffn", "layer_range": "0.25-0.5", "module_set": "mha+ffn", "spe": 1.0, "ver": 2.0, "uni": 3.0}]),
+        LevelDecision(level=1, mode="greedy", chosen_id="0-0.5_mha+ffn", contenders=[
+            {"node": "0-0.5_mha+ffn", "layer_range": "0-0.5", "module_set": "mha+ffn", "spe": 1.0, "ver": 1.0, "uni": 2.0}]),
+    ]
+    rows = search_trace_table(levels).to_pylist()
+    assert [(r["level"], r["parent"], r["layer_range"], r["chosen"]) for r in rows] == [(1, "", "0-0.5", True), (2, "0-0.5_mha+ffn", "0.25-0.5", True)]
