@@ -1,17 +1,22 @@
 """Config checks that name the offending key, run before Snakemake plans any job.
 
 The JSON schema (workflow/schemas/config.schema.yaml) catches unknown keys and wrong types;
-`semantic_errors` catches what a schema cannot say (cross-references between sections).
+`semantic_errors` catches what a schema cannot say (cross-references between sections);
+`input_errors` checks what the config points at without loading a model: every data file (all of
+its defects, each with file and line), the model's location, and every task name.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from cofitune.candidates import candidates_from_config
+from cofitune.io import DataError
 from cofitune.methods import baseline_specs
 from cofitune.regions import resolve_roles
+from cofitune.tasks import SPECIALITY_PREFIX
 
 
 class ConfigError(ValueError):
@@ -60,3 +65,67 @@ def check_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
     errors = schema_errors(config, schema) or semantic_errors(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+
+
+def check_inputs(config: Mapping[str, Any]) -> list[str]:
+    """Raise one ConfigError listing every input problem; return the warnings."""
+    errors, warnings = input_errors(config)
+    if errors:
+        raise ConfigError("the config's inputs have problems (nothing was run):\n  " + "\n  ".join(e.replace("\n", "\n  ") for e in errors))
+    return warnings
+
+
+def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) about the files, model and tasks the config names; needs no model."""
+    from cofitune.data import validate_file
+    from cofitune.modeling import ModelSource
+    from cofitune.tasks import validate_mc_file, validate_speciality_file
+
+    errors: list[str] = []
+    checked: dict[tuple[Any, str], str | None] = {}
+
+    def check(key: str, validate, path: str) -> None:
+        if (validate, path) not in checked:  # the same file under several keys is read once
+            try:
+                validate(path)
+                checked[(validate, path)] = None
+            except (DataError, OSError) as err:
+                checked[(validate, path)] = str(err)
+        if checked[(validate, path)]:
+            errors.append(f"{key}: {checked[(validate, path)]}")
+
+    for i, path in enumerate(config["speciality"]["train"]):
+        check(f"speciality.train[{i}]", validate_file, path)
+    for name, files in config.get("importance", {}).get("sources", {}).items():
+        for i, path in enumerate(files):
+            check(f"importance.sources.{name}[{i}]", validate_file, path)
+    for name, spec in config["speciality"]["tasks"].items():
+        check(f"speciality.tasks.{name}.test", validate_speciality_file, spec["test"])
+    for name, path in config["versatility"].get("local_tasks", {}).items():
+        check(f"versatility.local_tasks.{name}", validate_mc_file, path)
+    source = ModelSource.from_config(dict(config["model"]))
+    errors += [e for e in [source.problem()] if e]
+    errors += task_name_errors(config)
+    return errors, [w for w in [source.offline_warning()] if w]
+
+
+def task_name_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every versatility task must be local, under include_path, or an lm-eval built-in (whose index
+    is read only when a task is not local); every `metrics` key must be a configured task."""
+    versatility = config["versatility"]
+    local = set(versatility.get("local_tasks", {}))
+    in_groups = [(group, task) for group, tasks in versatility["groups"].items() for task in tasks]
+    others = sorted({task for _, task in in_groups if task not in local})
+    errors = []
+    if others:
+        from cofitune.evaluate import unknown_tasks
+
+        include = [str(Path(p).resolve()) for p in versatility.get("include_path", [])]
+        unknown = set(unknown_tasks(include, others))
+        errors += [f"versatility.groups.{group}: unknown lm-eval task {task!r} (not in versatility.local_tasks, not under "
+                   f"versatility.include_path {include}, not built into lm-eval)" for group, task in in_groups if task in unknown]
+    speciality = {SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]}
+    configured = {task for _, task in in_groups} | speciality
+    errors += [f"versatility.metrics.{task}: {task!r} is not a configured task" for task in versatility.get("metrics", {})
+               if task not in configured]
+    return errors

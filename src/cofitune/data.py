@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from cofitune import io
 from cofitune.io import DataError
 
 IGNORE_INDEX = -100
@@ -74,8 +75,9 @@ def user_message(instruction: str, input_text: str = "") -> str:
     return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
 
 
-def validate_records(records: Iterable[tuple[int, Any]], path: str | Path) -> list[Example]:
-    return [validate_record(record, path, line) for line, record in records]
+def validate_file(path: str | Path) -> list[Example]:
+    """Every example of an SFT JSONL file; one DataError lists every defect with its line."""
+    return io.validated_jsonl(path, lambda record, line: validate_record(record, path, line))
 
 
 def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:

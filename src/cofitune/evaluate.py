@@ -120,6 +120,18 @@ def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: E
 
 def task_manager(include_path: Sequence[str], needed: Sequence[str]):
     """Index only our own YAMLs (0.1 s) unless a needed task is one of lm-eval's built-ins (5 s)."""
+    manager, unknown = _index(include_path, needed)
+    if unknown:
+        raise ValueError(f"unknown lm-eval task(s) {unknown}: not built in and not under {list(include_path)}")
+    return manager
+
+
+def unknown_tasks(include_path: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The names that are neither task YAMLs under `include_path` nor lm-eval built-ins."""
+    return _index(include_path, names)[1]
+
+
+def _index(include_path: Sequence[str], needed: Sequence[str]):
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=list(include_path) or None, include_defaults=False)
@@ -127,10 +139,7 @@ def task_manager(include_path: Sequence[str], needed: Sequence[str]):
     if missing:
         log.info("indexing lm-eval's built-in tasks for %s", missing)
         manager = TaskManager(include_path=list(include_path) or None, include_defaults=True)
-        unknown = [t for t in needed if t not in manager.all_tasks]
-        if unknown:
-            raise ValueError(f"unknown lm-eval task(s) {unknown}: not built in and not under {list(include_path)}")
-    return manager
+    return manager, [t for t in needed if t not in manager.all_tasks]
 
 
 def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, apply_chat_template: bool) -> dict[str, Any]:

@@ -12,9 +12,9 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -22,15 +22,33 @@ import torch
 import yaml
 from safetensors.torch import load_file, save_file
 
+T = TypeVar("T")
+
+
+MAX_DEFECTS_SHOWN = 20
+
 
 class DataError(ValueError):
     """Malformed input data; the message names the file and, where it applies, the line."""
 
-    def __init__(self, path: str | Path, message: str, line: int | None = None):
+    def __init__(self, path: str | Path, message: str, line: int | None = None, *, text: str | None = None):
         where = f"{path}:{line}" if line is not None else str(path)
-        super().__init__(f"{where}: {message}")
+        super().__init__(text or f"{where}: {message}")
         self.path = str(path)
         self.line = line
+        self.reason = message
+
+    @classmethod
+    def listing(cls, path: str | Path, defects: Sequence[tuple[int | None, str]], n_rows: int) -> DataError:
+        """One error for every defect of a file: a summary line, then each defect with file and line."""
+        if len(defects) == 1:
+            ((line, reason),) = defects
+            return cls(path, reason, line)
+        shown = [f"  {path}:{line}: {reason}" if line is not None else f"  {path}: {reason}" for line, reason in defects[:MAX_DEFECTS_SHOWN]]
+        more = len(defects) - len(shown)
+        summary = f"{len(defects)} defects in {path} ({len({line for line, _ in defects})} of {n_rows} rows)"
+        text = "\n".join([f"{summary}:", *shown, *([f"  ... and {more} more"] if more else [])])
+        return cls(path, summary, defects[0][0], text=text)
 
 
 @contextlib.contextmanager
@@ -43,7 +61,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a shared results folder needs the user's umask
         os.replace(tmp_path, path)
+    except OSError as err:  # e.g. a full disk: say which output, leave nothing half-written behind
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}; nothing was left in its place") from err
     finally:
         tmp_path.unlink(missing_ok=True)
 
@@ -56,12 +77,19 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -87,22 +115,48 @@ def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[tuple[int, Any]]:
-    """Return (line number, parsed object) for every non-blank line; bad JSON names its line."""
-    path = Path(path)
+    """(line number, parsed object) for every non-blank line; one DataError lists every bad line."""
+    return validated_jsonl(path, lambda row, line: (line, row))
+
+
+def validated_jsonl(path: str | Path, validate: Callable[[Any, int], T]) -> list[T]:
+    """Parse every line of a JSONL file and `validate(row, line)` every row; one DataError lists every
+    defect of the file (bad UTF-8, bad JSON, and each DataError `validate` raised), with file and line."""
+    rows, defects = _scan_jsonl(Path(path))
+    n_rows = len(rows) + len(defects)  # parsed rows and lines that did not parse
+    valid = []
+    for line, row in rows:
+        try:
+            valid.append(validate(row, line))
+        except DataError as err:
+            defects.append((err.line or line, err.reason))
+    if defects:
+        raise DataError.listing(path, sorted(defects, key=lambda d: d[0] or 0), n_rows)
+    return valid
+
+
+def _scan_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str]]]:
+    if path.is_dir():
+        raise DataError(path, "is a directory; expected a JSONL file (one JSON object per line)")
     if not path.is_file():
         raise DataError(path, "file not found")
-    rows = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
+    rows, defects = [], []
+    with path.open("rb") as handle:
+        for lineno, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte-order mark is accepted
+            except UnicodeDecodeError as err:
+                defects.append((lineno, f"not UTF-8 (byte 0x{raw[err.start]:02x} at column {err.start + 1}); save the file as UTF-8"))
+                continue
+            if not text.strip():
                 continue
             try:
-                rows.append((lineno, json.loads(line)))
+                rows.append((lineno, json.loads(text.rstrip("\r\n"))))
             except json.JSONDecodeError as err:
-                raise DataError(path, f"invalid JSON: {err.msg} (column {err.colno})", lineno) from err
-    if not rows:
+                defects.append((lineno, f"invalid JSON: {err.msg} (column {err.colno})"))
+    if not rows and not defects:
         raise DataError(path, "no records")
-    return rows
+    return rows, defects
 
 
 def write_yaml(path: str | Path, obj: Any) -> None:
@@ -145,7 +199,12 @@ def save_tensors(path: str | Path, tensors: Mapping[str, torch.Tensor], metadata
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+    try:
+        return load_file(str(path))
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except Exception as err:  # safetensors raises its own error type for a truncated or corrupted header
+        raise DataError(path, f"not a readable safetensors file ({err}); delete it and rerun the job that writes it") from err
 
 
 def file_digest(path: str | Path) -> str:

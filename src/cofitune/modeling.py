@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -39,8 +40,9 @@ class ModelSource:
         return cls(**{k: cfg[k] for k in keys if cfg.get(k) is not None})
 
     def location(self) -> str:
+        """Where to load from: a local folder (checked) or a hub id; raises FileNotFoundError naming the key."""
         if not self.from_package:
-            return self.name_or_path
+            return self._local_or_hub()
         try:
             root = Path(distribution(self.from_package).locate_file(self.name_or_path))
         except PackageNotFoundError as err:
@@ -49,7 +51,63 @@ class ModelSource:
             ) from err
         if not root.exists():
             raise FileNotFoundError(f"model: {root} not found inside package {self.from_package!r}")
+        self._check_gguf(root)
         return str(root)
+
+    def _local_or_hub(self) -> str:
+        path = Path(self.name_or_path).expanduser()
+        if path.exists():
+            if path.is_file():
+                raise FileNotFoundError(f"model.name_or_path: {path} is a file; give the model's folder (and model.gguf_file for a GGUF file)")
+            self._check_gguf(path)
+            if not self.gguf_file and not (path / "config.json").is_file():
+                raise FileNotFoundError(f"model.name_or_path: {path} has no config.json: not a Hugging Face model folder")
+            return str(path)
+        if looks_like_a_path(self.name_or_path):
+            raise FileNotFoundError(f"model.name_or_path: local folder {self.name_or_path!r} not found (resolved to {path.resolve()})")
+        return self.name_or_path  # a hub id
+
+    def _check_gguf(self, folder: Path) -> None:
+        if self.gguf_file and not (folder / self.gguf_file).is_file():
+            raise FileNotFoundError(f"model.gguf_file: {self.gguf_file!r} not found in {folder}")
+
+    def problem(self) -> str | None:
+        """What stops this source from loading, found without loading it (None when it looks loadable)."""
+        if self.name_or_path.startswith(BUILTIN_PREFIX):
+            kind = self.name_or_path.removeprefix(BUILTIN_PREFIX)
+            return None if kind in TINY_KINDS else f"model.name_or_path: unknown builtin model {kind!r}; known: {', '.join(TINY_KINDS)}"
+        try:
+            self.location()
+        except FileNotFoundError as err:
+            return str(err)
+        return None
+
+    def offline_warning(self) -> str | None:
+        """A hub id that cannot be downloaded here (offline, not cached): a plan can still be made."""
+        if self.from_package or self.name_or_path.startswith(BUILTIN_PREFIX) or Path(self.name_or_path).expanduser().exists():
+            return None
+        if _offline() and not _in_hub_cache(self.name_or_path, self.revision):
+            return (f"model.name_or_path: {self.name_or_path!r} is not a local folder and not in the Hugging Face cache, and "
+                    "HF_HUB_OFFLINE=1 forbids downloading it: prepare_model will fail until it is downloaded (or give a local folder)")
+        return None
+
+
+def looks_like_a_path(name: str) -> bool:
+    """Hub ids are 'name' or 'owner/name'; anything absolute, relative ('./', '../', '~') or deeper is a path."""
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or name.endswith("/") or "\\" in name
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on")
+
+
+def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json", revision=revision), str)
+    except ValueError:  # not a valid repo id either
+        return False
 
 
 def load_source(source: ModelSource, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -127,6 +185,9 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 384) -> P
     return fast
 
 
+TINY_KINDS = ("tiny-llama", "tiny-gpt2", "tiny-gpt-neox")
+
+
 def build_tiny_model(kind: str = "tiny-llama", seed: int = 0, **overrides: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A randomly initialised model of family `kind` (tiny-llama, tiny-gpt2, tiny-gpt-neox)."""
     from transformers import (
@@ -165,6 +226,6 @@ def build_tiny_model(kind: str = "tiny-llama", seed: int = 0, **overrides: Any) 
         )
         model = GPTNeoXForCausalLM(config)
     else:
-        raise ValueError(f"unknown builtin model {kind!r}; known: tiny-llama, tiny-gpt2, tiny-gpt-neox")
+        raise ValueError(f"unknown builtin model {kind!r}; known: {', '.join(TINY_KINDS)}")
     model.eval()
     return model, tokenizer

@@ -14,6 +14,7 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from cofitune import io
 from cofitune.data import render_prompt, user_message
 from cofitune.io import DataError
 
@@ -40,31 +41,43 @@ def validate_mc_row(row: Any, path: str | Path, line: int) -> dict[str, Any]:
     return row
 
 
-def speciality_rows(
-    records: Sequence[tuple[int, Any]], path: str | Path, tokenizer: PreTrainedTokenizerBase
-) -> tuple[list[dict[str, Any]], str]:
-    """Test rows with the rendered prompt; returns (rows, output_type).
+def validate_mc_file(path: str | Path) -> list[dict[str, Any]]:
+    """Every row of a multiple-choice task file; one DataError lists every defect with its line."""
+    return io.validated_jsonl(path, lambda row, line: validate_mc_row(row, path, line))
 
-    Alpaca-form rows (instruction, input, output) are scored by exact match of a greedy answer;
-    rows that also carry `choices` and an integer `answer` make a multiple-choice task.
-    """
-    rows, kinds = [], set()
-    for line, record in records:
-        if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
-            raise DataError(path, "test rows need a non-empty string 'instruction'", line)
-        prompt = render_prompt(tokenizer, [{"role": "user", "content": user_message(record["instruction"], record.get("input", ""))}])
-        if "choices" in record:
-            validate_mc_row({**record, "question": record["instruction"]}, path, line)
-            rows.append({"prompt": prompt, "choices": record["choices"], "answer": record["answer"]})
-            kinds.add("multiple_choice")
-        else:
-            if not isinstance(record.get("output"), str) or not record["output"].strip():
-                raise DataError(path, "test rows need a non-empty string 'output' (or 'choices' and 'answer')", line)
-            rows.append({"prompt": prompt, "target": record["output"].strip()})
-            kinds.add("generate_until")
+
+def validate_speciality_row(record: Any, path: str | Path, line: int) -> dict[str, Any]:
+    """A speciality test row: Alpaca form with `output` (free answer), or with `choices` and `answer`."""
+    if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
+        raise DataError(path, "test rows need a non-empty string 'instruction'", line)
+    if not isinstance(record.get("input", ""), str):
+        raise DataError(path, f"field 'input' must be a string, got {type(record['input']).__name__}", line)
+    if "choices" in record:
+        validate_mc_row({**record, "question": record["instruction"]}, path, line)
+    elif not isinstance(record.get("output"), str) or not record["output"].strip():
+        raise DataError(path, "test rows need a non-empty string 'output' (or 'choices' and 'answer')", line)
+    return record
+
+
+def validate_speciality_file(path: str | Path) -> tuple[list[dict[str, Any]], str]:
+    """The rows of a speciality test file and its lm-eval output type (one kind per file)."""
+    rows = io.validated_jsonl(path, lambda record, line: validate_speciality_row(record, path, line))
+    kinds = {"multiple_choice" if "choices" in row else "generate_until" for row in rows}
     if len(kinds) != 1:
         raise DataError(path, "mixes multiple-choice and free-answer rows; split them into two tasks")
     return rows, kinds.pop()
+
+
+def speciality_rows(records: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase) -> list[dict[str, Any]]:
+    """Validated test rows with the prompt rendered exactly as the training data's."""
+    rows = []
+    for record in records:
+        prompt = render_prompt(tokenizer, [{"role": "user", "content": user_message(record["instruction"], record.get("input", ""))}])
+        if "choices" in record:
+            rows.append({"prompt": prompt, "choices": record["choices"], "answer": record["answer"]})
+        else:
+            rows.append({"prompt": prompt, "target": record["output"].strip()})
+    return rows
 
 
 def _local_dataset(data_file: Path) -> dict[str, Any]:

@@ -192,8 +192,13 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """Restore a checkpoint; everything is read and checked before anything is written into the model."""
     tensors = io.load_tensors(path / "state.safetensors")
+    meta = io.read_json(path / "state.json")
     params = dict(model.named_parameters())
+    saved = {key.partition("/")[2] for key in tensors if key.startswith("param/")}
+    if saved != {n for n, p in params.items() if p.requires_grad} or "rng/cpu" not in tensors:
+        raise io.DataError(path, "holds other tensors than this run trains")
     with torch.no_grad():
         for key, value in tensors.items():
             kind, _, rest = key.partition("/")
@@ -205,7 +210,7 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     torch.set_rng_state(tensors["rng/cpu"])
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
-    return io.read_json(path / "state.json")
+    return meta
 
 
 # ------------------------------------------------------------------ the loop
@@ -315,11 +320,14 @@ def _maybe_resume(
 ) -> int:
     if checkpoint_dir is None or not (checkpoint_dir / "state.json").is_file():
         return 0
-    meta = io.read_json(checkpoint_dir / "state.json")
-    if meta.get("fingerprint") != fingerprint:
-        log.warning("ignoring checkpoint %s: it was made with other settings", checkpoint_dir)
+    try:
+        if io.read_json(checkpoint_dir / "state.json").get("fingerprint") != fingerprint:
+            log.warning("ignoring checkpoint %s: it was made with other settings", checkpoint_dir)
+            return 0
+        meta = load_checkpoint(checkpoint_dir, model, optimizer)
+    except io.DataError as err:  # e.g. truncated by a full disk or a copy: training from the start is always right
+        log.warning("ignoring unreadable checkpoint %s (%s); training from step 0", checkpoint_dir, err)
         return 0
-    meta = load_checkpoint(checkpoint_dir, model, optimizer)
     result.history = meta["history"]
     result.wall_seconds = meta["wall_seconds"]
     result.resumed_from_step = meta["step"]

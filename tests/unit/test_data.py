@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cofitune import io
-from cofitune.data import IGNORE_INDEX, render_prompt, tokenize_example, tokenize_examples, validate_records
+from cofitune.data import IGNORE_INDEX, render_prompt, tokenize_example, tokenize_examples, validate_file
 
 
 def _load(tmp_path, lines):
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return validate_records(io.read_jsonl(path), path)
+    return validate_file(path)
 
 
 GOOD = '{"instruction": "Add", "input": "1 2", "output": "3"}'
@@ -34,6 +34,40 @@ def test_each_defect_names_file_and_line(tmp_path, bad_line, message):
         _load(tmp_path, [GOOD, "", GOOD, bad_line])
     assert str(err.value).startswith(f"{tmp_path / 'train.jsonl'}:4: ")
     assert err.value.line == 4
+
+
+def test_every_defect_of_a_file_is_reported_at_once_with_a_summary(tmp_path):
+    bad = ['{"instruction": "Add", "output": "3"', '{"input": "1 2", "output": "3"}', '["x"]', '{"instruction": "A", "output": " "}']
+    with pytest.raises(io.DataError) as err:
+        _load(tmp_path, [GOOD, *bad, GOOD, bad[1]])
+    path = tmp_path / "train.jsonl"
+    lines = str(err.value).splitlines()
+    assert lines[0] == f"5 defects in {path} (5 of 7 rows):"
+    assert lines[1:] == [
+        f"  {path}:2: invalid JSON: Expecting ',' delimiter (column 37)",
+        f"  {path}:3: missing field 'instruction' (expected Alpaca 'instruction'/'input'/'output' or chat 'messages')",
+        f"  {path}:4: expected a JSON object, got list",
+        f"  {path}:5: empty 'output'",
+        f"  {path}:7: missing field 'instruction' (expected Alpaca 'instruction'/'input'/'output' or chat 'messages')",
+    ]
+
+
+def test_the_listing_is_capped(tmp_path):
+    with pytest.raises(io.DataError) as err:
+        _load(tmp_path, ["[1]"] * 30)
+    lines = str(err.value).splitlines()
+    assert lines[0].startswith("30 defects in") and len(lines) == 1 + io.MAX_DEFECTS_SHOWN + 1 and lines[-1] == "  ... and 10 more"
+
+
+def test_encodings_and_folders(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode() + b"\n")  # UTF-8 with a byte-order mark: accepted
+    assert len(validate_file(path)) == 1
+    path.write_bytes(GOOD.encode() + b"\n" + '{"instruction": "Caf\u00e9", "output": "x"}'.encode("latin-1") + b"\n")
+    with pytest.raises(io.DataError, match=r":2: not UTF-8 \(byte 0xe9 at column 21\); save the file as UTF-8"):
+        validate_file(path)
+    with pytest.raises(io.DataError, match="is a directory; expected a JSONL file"):
+        validate_file(tmp_path)
 
 
 def test_missing_and_empty_files_are_reported(tmp_path):

@@ -151,3 +151,17 @@ def test_loss_on_target_positions_only_equals_the_full_logits_loss(family, reque
     torch.testing.assert_close(restricted, full, rtol=1e-5, atol=1e-5)
     for name, p in model.named_parameters():
         torch.testing.assert_close(grads[name], p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_a_corrupted_checkpoint_is_ignored_and_training_restarts_to_the_same_weights(tiny_llama, tiny_rows, tmp_path):
+    model, tokenizer = tiny_llama
+    regions.freeze_all_but(model, regions.select_parameters(model, (0.0, 0.5), "ffn"))
+    start = copy.deepcopy(model)
+    settings = TrainSettings(learning_rate=1e-3, max_steps=4, micro_batch_size=4, save_every_steps=2)
+    train(model, tiny_rows, settings, Accelerator(cpu=True), tokenizer.pad_token_id, checkpoint_dir=tmp_path / "ckpt", fingerprint="f")
+    state = tmp_path / "ckpt" / "state.safetensors"
+    state.write_bytes(state.read_bytes()[:100])  # as a full disk or a killed copy would leave it
+    again = copy.deepcopy(start)
+    train(again, tiny_rows, settings, Accelerator(cpu=True), tokenizer.pad_token_id, checkpoint_dir=tmp_path / "ckpt", fingerprint="f")
+    for (name, a), (_, b) in zip(model.named_parameters(), again.named_parameters(), strict=True):
+        assert torch.equal(a, b), name

@@ -13,11 +13,12 @@ sys.path.insert(0, str(SRC))
 os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from cofitune import search
 from cofitune.candidates import BASE_ID, ID_PATTERN, region_id, spec_from_id, specs_by_id
-from cofitune.configuration import check_config, static_specs
+from cofitune.configuration import check_config, check_inputs, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
 from cofitune.records import LevelDecision
@@ -26,6 +27,10 @@ from cofitune.tasks import SPECIALITY_PREFIX
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 check_config(config, read_yaml(SCHEMA))  # concise errors naming the key, before any job is planned
 validate(config, str(SCHEMA))  # fills the defaults
+# Everything checkable without a model, before any job (a dry run fails the same way): every data
+# file with all its defects, the model's location, every task name.
+for warning in check_inputs(config):
+    logger.warning(f"cofitune: {warning}")
 
 
 wildcard_constraints:

@@ -8,9 +8,16 @@ from pathlib import Path
 from typing import Any
 
 from cofitune import io
-from cofitune.data import TokenizeReport, tokenize_examples, validate_records
+from cofitune.data import TokenizeReport, tokenize_examples, validate_file
 from cofitune.modeling import load_prepared
-from cofitune.tasks import SPECIALITY_PREFIX, generation_task, multiple_choice_task, speciality_rows, validate_mc_row
+from cofitune.tasks import (
+    SPECIALITY_PREFIX,
+    generation_task,
+    multiple_choice_task,
+    speciality_rows,
+    validate_mc_file,
+    validate_speciality_file,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +27,7 @@ def prepare_data(
 ) -> TokenizeReport:
     """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job."""
     _, tokenizer = load_prepared(model_dir)
-    examples = [ex for path in train_files for ex in validate_records(io.read_jsonl(path), path)]
+    examples = [ex for path in train_files for ex in validate_file(path)]
     rows, report = tokenize_examples(tokenizer, examples, max_length, loss_on)
     log.info("tokenized %d examples: %d truncated to %d tokens, %d dropped without a response token",
              report.examples, report.truncated, max_length, report.dropped_no_target)
@@ -41,8 +48,8 @@ def make_tasks(
     with io.atomic_dir(out_dir) as tmp:
         for name, spec in speciality.items():
             task = SPECIALITY_PREFIX + name
-            rows, kind = speciality_rows(io.read_jsonl(spec["test"]), spec["test"], tokenizer)
-            io.write_jsonl(tmp / f"{task}.jsonl", rows)
+            records, kind = validate_speciality_file(spec["test"])
+            io.write_jsonl(tmp / f"{task}.jsonl", speciality_rows(records, tokenizer))
             config = (
                 generation_task(task, out_dir / f"{task}.jsonl", spec.get("max_gen_toks", 32))
                 if kind == "generate_until"
@@ -50,6 +57,5 @@ def make_tasks(
             )
             io.write_yaml(tmp / f"{task}.yaml", config)
         for task, path in local_versatility.items():
-            rows = [validate_mc_row(row, path, line) for line, row in io.read_jsonl(path)]
-            io.write_jsonl(tmp / f"{task}.jsonl", rows)
+            io.write_jsonl(tmp / f"{task}.jsonl", validate_mc_file(path))
             io.write_yaml(tmp / f"{task}.yaml", multiple_choice_task(task, out_dir / f"{task}.jsonl"))

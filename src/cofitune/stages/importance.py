@@ -10,8 +10,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cofitune import io
-from cofitune.data import collate, tokenize_examples, validate_records
+from cofitune.data import collate, tokenize_examples, validate_file
 from cofitune.logs import setup_logging
 from cofitune.modeling import load_prepared
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
@@ -31,7 +33,7 @@ def estimate_importance(
     set_seed(seed)
     model, tokenizer = load_prepared(model_dir)
     model.to(accelerator.device)
-    examples = [ex for path in files for ex in validate_records(io.read_jsonl(path), path)][: settings["max_examples"]]
+    examples = [ex for path in files for ex in validate_file(path)][: settings["max_examples"]]
     rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
     size = settings["batch_size"]
     batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
@@ -40,6 +42,10 @@ def estimate_importance(
     keys = ("dropout", "temperature", "accumulate", "batch_size")
     raw = estimate(model, _progress(mine), ImportanceSettings(**{k: settings[k] for k in keys}),
                    reduce=lambda t: accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t)
+    for unit_type, values in raw.items():
+        if not torch.isfinite(values).all():
+            raise FloatingPointError(f"{unit_type} importance is NaN/inf: the model's outputs on {list(files)} are not finite "
+                                     "(check the model's weights and importance.max_length)")
     if accelerator.is_main_process:
         tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()}}
         io.save_tensors(out_file, tensors, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})

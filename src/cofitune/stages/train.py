@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -72,6 +73,8 @@ def train_candidate(
             softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [], seed=seed,
             history=result.history,
         ).write(out_dir / TRAIN_METRICS_FILE)
+        if not training.get("keep_checkpoint", False):  # the outputs are written: resuming is no longer needed
+            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 

@@ -41,7 +41,22 @@ def test_a_soft_masked_region_writes_its_tensors_and_record(prepared, tmp_path):
     assert record.candidate == "0.25-0.5_ffn_softmask" and record.method == "region+softmask" and record.layer_range == "0.25-0.5"
     assert record.softmask_tensors == 2 and record.softmask_parts == ["input_projection", "output_projection"]
     assert record.steps == 2 and len(record.history) == 2 and record.trainable_params == sum(t.numel() for t in tensors.values())
-    assert not (tmp_path / "checkpoint").exists() or (tmp_path / "checkpoint" / "state.json").is_file()
+    assert not (tmp_path / "checkpoint").exists()  # a finished training removes its resume state
+
+
+def test_keep_checkpoint_keeps_the_resume_state(prepared, tmp_path):
+    train_candidate(prepared / "model", prepared / "data", {"layers": "q2", "modules": "ffn"}, {**TRAINING, "keep_checkpoint": True},
+                    seed=3, out_dir=tmp_path)
+    assert (tmp_path / "checkpoint" / "state.json").is_file() and (tmp_path / "trained.safetensors").is_file()
+
+
+def test_non_finite_importance_is_refused_naming_the_file(prepared, tmp_path):
+    values = torch.rand(4, 128)
+    values[2, 5] = float("nan")
+    bad = tmp_path / "importance.safetensors"
+    io.save_tensors(bad, {"norm.head": torch.rand(4, 4), "norm.intermediate": values, "norm.output": torch.rand(4, 64)})
+    with pytest.raises(io.DataError, match=rf"{bad}: 1 NaN/inf values of intermediate importance \(layers \[2\]\); delete this file"):
+        _train(prepared, tmp_path / "out", {"layers": "q2", "modules": "ffn", "softmask": True}, importance_file=bad)
 
 
 def test_a_soft_masked_candidate_without_importance_is_refused(prepared, tmp_path):
