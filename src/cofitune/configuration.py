@@ -105,8 +105,24 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         check(f"versatility.local_tasks.{name}", validate_mc_file, path)
     source = ModelSource.from_config(dict(config["model"]))
     errors += [e for e in [source.problem()] if e]
+    errors += path_errors(config)
     errors += task_name_errors(config)
     return errors, [w for w in [source.offline_warning()] if w]
+
+
+SHIPPED_ACCELERATE_CONFIGS = ("cpu", "gpu", "multi_gpu")
+
+
+def path_errors(config: Mapping[str, Any]) -> list[str]:
+    """Folders and files the config names besides data: the accelerate config, task folders."""
+    errors = []
+    accelerate = config.get("training", {}).get("accelerate_config", "cpu")
+    if accelerate not in SHIPPED_ACCELERATE_CONFIGS and not Path(accelerate).is_file():
+        errors.append(f"training.accelerate_config: {accelerate!r} is neither one of {list(SHIPPED_ACCELERATE_CONFIGS)} nor a file")
+    for i, folder in enumerate(config["versatility"].get("include_path", [])):
+        if not Path(folder).is_dir():
+            errors.append(f"versatility.include_path[{i}]: folder {folder!r} not found")
+    return errors
 
 
 def task_name_errors(config: Mapping[str, Any]) -> list[str]:

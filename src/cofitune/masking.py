@@ -8,7 +8,10 @@ clipping) each masked parameter's gradient rows - its *output units* - are multi
   input_projection   up (and gate, when trained) rows by the FFN intermediate importance;
   output_projection  down rows by the FFN output importance.
 Biases likewise. The forward pass is unchanged. Because the mask is linear and identical on every
-process, masking the averaged gradient equals averaging masked gradients.
+process, masking the averaged gradient equals averaging masked gradients. Under FSDP2 a gradient
+is a DTensor of which each process holds a block (after the reduce-scatter): the process scales
+the block it holds with the matching block of factors, read from the gradient's own placement
+(rows for a dim-0 shard, every row's slice of columns for a dim-1 shard).
 """
 
 from __future__ import annotations
@@ -101,9 +104,19 @@ class SoftMask:
             self._targets.append((param, scale))
 
     def __call__(self, _model: nn.Module) -> None:
+        from torch.distributed.tensor import DTensor
+
+        from cofitune.sharding import local_block
+
         for param, scale in self._targets:
-            if param.grad is not None:
-                param.grad.mul_(scale)
+            grad = param.grad
+            if grad is None:
+                continue
+            if isinstance(grad, DTensor):
+                local = grad.to_local()
+                local.mul_(local_block(scale, grad).to(local.device, local.dtype))
+            else:
+                grad.mul_(scale)
 
     def __len__(self) -> int:
         return len(self._targets)

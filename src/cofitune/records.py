@@ -71,6 +71,7 @@ class TrainRecord(Record):
     tokens_per_second: float
     precision: str
     processes: int
+    sharding: str  # none or fsdp
     softmask_tensors: int
     softmask_parts: list[str]
     seed: int
@@ -82,7 +83,7 @@ class TrainRecord(Record):
         return cls(
             **describe, options=options, layer_indices=layer_indices, trainable_tensors=0, trainable_params=0,
             total_params=total_params, steps=0, resumed_from_step=0, final_loss=None, input_tokens=0, target_tokens=0,
-            wall_seconds=0.0, tokens_per_second=0.0, precision="", processes=0, softmask_tensors=0, softmask_parts=[],
+            wall_seconds=0.0, tokens_per_second=0.0, precision="", processes=0, sharding="none", softmask_tensors=0, softmask_parts=[],
             seed=seed, history=[],
         )
 

@@ -1,7 +1,9 @@
 """The one explicit training loop (selective SFT), in the style of nanoGPT / torchtune.
 
 Launcher-agnostic: it takes an `accelerate.Accelerator` that the entry point built, so the same
-loop runs in one CPU process, on one GPU, or under DDP. Per optimizer step it:
+loop runs in one CPU process, on one GPU, under DDP, or on a model the caller sharded with FSDP2
+(`cofitune.sharding`; then gradients are reduce-scattered, clipping uses the norm over every
+shard, and checkpoints hold the gathered tensors). Per optimizer step it:
   1. runs the step's micro-batches (gradient accumulation, no DDP sync until the last one),
      with the loss summed over target tokens and divided by the step's *global* target-token
      count, so k micro-batches give exactly the update of one batch k times as large;
@@ -31,6 +33,7 @@ from torch import nn
 
 from cofitune import io
 from cofitune.data import IGNORE_INDEX, collate
+from cofitune.sharding import distribute_like, full_tensor, is_sharded
 
 log = logging.getLogger(__name__)
 
@@ -174,18 +177,24 @@ def accepts_logits_to_keep(model: nn.Module) -> bool:
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+    """The whole trainable tensors (gathered from every process under sharding: call it on all)."""
+    return {n: full_tensor(p.detach()) for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, meta: dict[str, Any]) -> None:
-    """Trainable tensors, AdamW moments and RNG state as safetensors, progress as JSON (atomic)."""
+def checkpoint_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Trainable tensors, AdamW moments and RNG state, whole (a collective under sharding)."""
     tensors = {f"param/{n}": t for n, t in trainable_state(model).items()}
     for name, param in model.named_parameters():
         for key, value in optimizer.state.get(param, {}).items():
-            tensors[f"optim/{name}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"optim/{name}/{key}"] = full_tensor(value) if torch.is_tensor(value) else torch.tensor(value)
     tensors["rng/cpu"] = torch.get_rng_state()
     if torch.cuda.is_available():
         tensors["rng/cuda"] = torch.cuda.get_rng_state()
+    return tensors
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    """The tensors as safetensors and the progress as JSON, atomically."""
     with io.atomic_dir(path) as tmp:
         io.save_tensors(tmp / "state.safetensors", tensors)
         io.write_json(tmp / "state.json", meta)
@@ -203,10 +212,14 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
         for key, value in tensors.items():
             kind, _, rest = key.partition("/")
             if kind == "param":
-                params[rest].copy_(value)
+                param = params[rest]
+                param.copy_(distribute_like(value, param))
             elif kind == "optim":
                 name, _, slot = rest.rpartition("/")
-                optimizer.state[params[name]][slot] = value.clone()
+                param = params[name]
+                # moments are laid out like their parameter; AdamW's step count is a plain scalar
+                state = distribute_like(value, param) if value.shape == param.shape else value.clone()
+                optimizer.state[param][slot] = state
     torch.set_rng_state(tensors["rng/cpu"])
     if "rng/cuda" in tensors and torch.cuda.is_available():
         torch.cuda.set_rng_state(tensors["rng/cuda"])
@@ -236,7 +249,8 @@ def train(
     optimizer = build_optimizer(model, settings)
     result = TrainResult(steps=n_steps)
     start = _maybe_resume(checkpoint_dir, fingerprint, model, optimizer, result)
-    ddp_model, optimizer = accelerator.prepare(model, optimizer)
+    sharded = is_sharded(model)  # FSDP2, applied by the caller: no DDP wrapper, gradients reduce-scattered
+    ddp_model, optimizer = (model, optimizer) if sharded else accelerator.prepare(model, optimizer)
     trainable = [p for p in model.parameters() if p.requires_grad]
     clock = time.perf_counter()
     wall_before = result.wall_seconds
@@ -245,10 +259,10 @@ def train(
         share = len(indices) // world
         local = [rows[i] for i in indices[rank * share : (rank + 1) * share]]
         global_targets = _global_sum(accelerator, count_targets(local))
-        loss_sum = _accumulate(ddp_model, accelerator, local, settings, pad_id, world / global_targets, step)
+        loss_sum = _accumulate(ddp_model, accelerator, local, settings, pad_id, world / global_targets, step, sharded)
         if grad_transform is not None:
             grad_transform(model)
-        grad_norm = accelerator.clip_grad_norm_(trainable, settings.max_grad_norm)
+        grad_norm = _clip(accelerator, trainable, settings.max_grad_norm, sharded)
         if not torch.isfinite(grad_norm):  # stop before AdamW writes it into the weights
             raise NonFiniteLossError(
                 f"gradient norm is {float(grad_norm)} at optimizer step {step + 1} (loss was finite); the weights "
@@ -288,6 +302,7 @@ def _accumulate(
     pad_id: int,
     scale: float,
     step: int,
+    sharded: bool = False,
 ) -> float:
     """Forward/backward over the micro-batches of one step; gradients sync only on the last."""
     micro = settings.micro_batch_size
@@ -296,16 +311,28 @@ def _accumulate(
     for i, chunk in enumerate(chunks):
         batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id).items()}
         sync = i == len(chunks) - 1
-        with contextlib.nullcontext() if sync else accelerator.no_sync(model):
+        if sharded:
+            model.set_requires_gradient_sync(sync)  # FSDP2: reduce-scatter once, after the last micro-batch
+        with contextlib.nullcontext() if sync or sharded else accelerator.no_sync(model):
             loss_sum = token_loss_sum(model, batch)
             if not torch.isfinite(loss_sum):
                 raise NonFiniteLossError(
                     f"loss is {loss_sum.item()} at optimizer step {step + 1}, micro-batch {i + 1}: "
                     "lower the learning rate, check the data, or use bf16 instead of fp16"
                 )
-            accelerator.backward(loss_sum * scale)
+            if sharded:
+                (loss_sum * scale).backward()
+            else:
+                accelerator.backward(loss_sum * scale)
         total += loss_sum.item()
     return total
+
+
+def _clip(accelerator: Accelerator, params: list[torch.Tensor], max_norm: float, sharded: bool) -> torch.Tensor:
+    """Clip by the global gradient norm (over every process's shards when sharded); returns the norm."""
+    if not sharded:
+        return accelerator.clip_grad_norm_(params, max_norm)
+    return full_tensor(torch.nn.utils.clip_grad_norm_(params, max_norm))
 
 
 def _global_sum(accelerator: Accelerator, value: float) -> float:
@@ -336,9 +363,10 @@ def _maybe_resume(
 
 
 def _save(checkpoint_dir: Path, model: nn.Module, optimizer, accelerator: Accelerator, fingerprint: str, result: TrainResult) -> None:
+    tensors = checkpoint_tensors(model, optimizer)  # every process: gathering shards is a collective
     if accelerator.is_main_process:
         meta = {"step": len(result.history), "fingerprint": fingerprint, "history": result.history, "wall_seconds": result.wall_seconds}
-        save_checkpoint(checkpoint_dir, model, optimizer, meta)
+        save_checkpoint(checkpoint_dir, tensors, meta)
     accelerator.wait_for_everyone()
 
 

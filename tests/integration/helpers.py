@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -51,6 +52,35 @@ def snakemake(workdir: Path, *args: str, configfile: Path | tuple[Path, ...] = P
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 
+WALL_TIME_COLUMNS = {"train_wall_seconds", "eval_wall_seconds"}  # the only columns two identical runs may differ in
+
+
+def table_differences(a: Path, b: Path) -> dict[str, str]:
+    """Parquet table name -> what differs between two results folders, wall-time columns aside."""
+    import pyarrow.parquet as pq
+
+    names = sorted({p.name for p in (a / "tables").glob("*.parquet")} | {p.name for p in (b / "tables").glob("*.parquet")})
+    differences = {}
+    for name in names:
+        if not (a / "tables" / name).is_file() or not (b / "tables" / name).is_file():
+            differences[name] = "missing in one run"
+            continue
+        rows_a, rows_b = (pq.read_table(root / "tables" / name).to_pylist() for root in (a, b))
+        if len(rows_a) != len(rows_b):
+            differences[name] = f"{len(rows_a)} vs {len(rows_b)} rows"
+            continue
+        for i, (x, y) in enumerate(zip(rows_a, rows_b, strict=True)):
+            diff = sorted(k for k in x.keys() | y.keys() if k not in WALL_TIME_COLUMNS and not _same(x.get(k), y.get(k)))
+            if diff:
+                differences[name] = f"row {i}: {diff}"
+                break
+    return differences
+
+
+def _same(a, b) -> bool:
+    return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
 def start_snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml") -> subprocess.Popen:
     """A run in its own process group, so a test can kill it (and its jobs) like a crash would."""
     cmd, env = _command(workdir, args, configfile)
@@ -59,6 +89,7 @@ def start_snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smo
 
 def repo_copy(dest: Path) -> Path:
     """The workflow and its package, copied: a test may edit the copy's code and plan with it."""
+    dest.mkdir(parents=True)
     for part in ("Snakefile", "workflow", "src", "envs"):
         source = REPO / part
         (shutil.copytree(source, dest / part, ignore=shutil.ignore_patterns("__pycache__")) if source.is_dir()

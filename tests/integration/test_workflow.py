@@ -25,6 +25,7 @@ from tests.integration.helpers import (
     scratch_workdir,
     snakemake,
     start_snakemake,
+    table_differences,
     variant,
 )
 
@@ -190,6 +191,11 @@ def test_changing_training_settings_retrains_every_candidate(smoke):
         ({"training": {"learning_rate": "fast"}}, "training.learning_rate: 'fast' is not of type 'number'"),
         ({"training": {"max_steps": 4, "batch_size": 2}}, "training: unknown key(s) 'batch_size'"),
         ({"candidates": [{"layers": "q2", "modules": "attn"}]}, "unknown module set 'attn'"),
+        ({"model": {"name_or_path": "models/llama-8b"}}, "model.name_or_path: local folder 'models/llama-8b' not found"),
+        ({"versatility": {"local_tasks": {"vk_world": "data/versatility/vk_world.jsonl"}, "groups": {"knowledge": ["vk_world", "mmlux"]}}},
+         "versatility.groups.knowledge: unknown lm-eval task 'mmlux'"),
+        ({"speciality": {"train": ["data/versatility/vk_world.jsonl"], "tasks": {"arith": {"test": "data/speciality/arith/test.jsonl"}}}},
+         "defects in data/versatility/vk_world.jsonl"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, sections, message):
@@ -313,3 +319,14 @@ def test_editing_a_module_reruns_the_stages_that_import_it_and_only_those(smoke,
     assert not expected_not_planned & set(jobs), jobs
     if edited == "importance.py":
         assert jobs["estimate_importance"] == 1
+
+
+def test_two_runs_from_scratch_give_identical_tables(smoke, tmp_path):
+    """Same config, two runs from scratch: every Parquet table identical, except the wall-time columns
+    (candidates and summary: train_wall_seconds, eval_wall_seconds)."""
+    workdir = scratch_workdir(tmp_path)
+    proc = snakemake(workdir)
+    assert proc.returncode == 0, describe_failure(proc, workdir)
+    assert sorted(p.name for p in (workdir / "results" / "tables").glob("*.parquet")) == [
+        "candidates.parquet", "importance.parquet", "samples.parquet", "search_trace.parquet", "summary.parquet"]
+    assert table_differences(smoke / "results", workdir / "results") == {}

@@ -17,6 +17,7 @@ from cofitune.logs import setup_logging
 from cofitune.masking import SoftMask, resolve_parts, row_scales
 from cofitune.modeling import load_prepared
 from cofitune.records import TrainRecord
+from cofitune.sharding import ShardingSettings, full_tensor, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
@@ -45,31 +46,34 @@ def train_candidate(
     trainable = candidate.trainable_names(model, module_sets, seed)
     net = candidate.recipe.network(model, candidate, trainable, seed)
     net.to(accelerator.device)
+    sharding = ShardingSettings.from_config(dict(training))
+    if sharding.mode == "fsdp":  # before the mask and the L2 anchor: FSDP2 replaces the parameters
+        shard_model(net, sharding, accelerator.device.type, accelerator.mixed_precision)
     parts = resolve_parts(softmask_parts, model, trainable)
     mask = _soft_mask(model, candidate, importance_file, trainable, parts)
     transforms = [*([mask] if mask else []), *candidate.recipe.grad_transforms(net, candidate)]
     rows = io.read_dataset(data_dir)
-    n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)  # global sizes, sharded or not
     fingerprint = settings.fingerprint({
         "candidate": candidate.describe(), "options": dict(candidate.options), "trainable": trainable,
         "precision": accelerator.mixed_precision, "world": accelerator.num_processes,
         "mask": io.file_digest(importance_file) if mask else None, "parts": list(parts),
     })
-    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask on %d tensors, %s, %d process(es)",
+    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask on %d tensors, %s, %d process(es), sharding %s",
              candidate.id, candidate.method, n_trained, total_params, len(rows), len(mask) if mask else 0,
-             accelerator.mixed_precision, accelerator.num_processes)
+             accelerator.mixed_precision, accelerator.num_processes, sharding.mode)
     result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=out_dir / CHECKPOINT_DIR,
                    fingerprint=fingerprint, grad_transform=_chain(transforms))
+    trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
     if accelerator.is_main_process:
-        io.save_tensors(out_dir / TRAINED_FILE, candidate.recipe.trained_tensors(net, candidate, trainable),
-                        metadata={"candidate": candidate.id, "base": str(model_dir)})
+        io.save_tensors(out_dir / TRAINED_FILE, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
         TrainRecord(
             **candidate.describe(), options=dict(candidate.options),
             layer_indices=candidate.layer_indices(len(regions.decoder_layers(model))), trainable_tensors=len(trainable),
             trainable_params=n_trained, total_params=total_params, steps=result.steps, resumed_from_step=result.resumed_from_step,
             final_loss=result.final_loss, input_tokens=result.input_tokens, target_tokens=result.target_tokens,
             wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
-            precision=accelerator.mixed_precision, processes=accelerator.num_processes,
+            precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
             softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [], seed=seed,
             history=result.history,
         ).write(out_dir / TRAIN_METRICS_FILE)

@@ -1,0 +1,82 @@
+"""Run under `torchrun --nproc_per_node 2` (gloo, CPU) by tests/integration/test_fsdp.py.
+
+  train <model_dir> <data_dir> <importance> <out_root> <specs JSON> <training JSON>
+      trains each spec through the stage the workflow launches (cofitune.stages.train), sharded;
+  mask-rows <out_file>
+      shards a tiny model by rows (dim 0) and by columns (dim 1) and checks that every process
+      scales exactly the block of gradient rows or columns it holds, with the matching factors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def train(model_dir, data_dir, importance, out_root, specs, training) -> None:
+    from cofitune.stages.train import main
+
+    for spec in json.loads(specs):
+        args = ["--model-dir", model_dir, "--data-dir", data_dir, "--candidate", json.dumps(spec), "--training", training,
+                "--seed", "3", "--out-dir", str(Path(out_root) / spec["id"])]
+        if spec.get("softmask"):
+            args += ["--importance", importance, "--softmask-parts", json.dumps(["attention", "input_projection", "output_projection"])]
+        main(args)
+
+
+def mask_rows(out_file: str) -> None:
+    import torch.distributed as dist
+    from accelerate import Accelerator
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    from torch.distributed.tensor import DTensor, Shard
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset  # torch's own oracle
+
+    from cofitune import masking, regions
+    from cofitune.modeling import build_tiny_model
+
+    Accelerator(cpu=True)
+    checked = 0
+    for dim in (0, 1):
+        model, _ = build_tiny_model("tiny-llama", seed=0)
+        names = regions.select_parameters(model, (0.0, 1.0), "mha+ffn")
+        generator = torch.Generator().manual_seed(1)
+        imp = {"head": torch.rand(4, 4, generator=generator), "intermediate": torch.rand(4, 128, generator=generator),
+               "output": torch.rand(4, 64, generator=generator)}
+        full_scales = masking.row_scales(model, imp, names, masking.PARTS)
+        full_grads = {n: torch.randn(p.shape, generator=generator) for n, p in model.named_parameters() if n in full_scales}
+        mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+        place = lambda p, d=dim: Shard(d if p.ndim == 2 else 0)  # noqa: E731
+        for layer in regions.decoder_layers(model):
+            fully_shard(layer, mesh=mesh, shard_placement_fn=place)
+        fully_shard(model, mesh=mesh, shard_placement_fn=place)
+        params = dict(model.named_parameters())
+        for name, grad in full_grads.items():
+            params[name].grad = DTensor.from_local(
+                _block(grad, params[name]), params[name].device_mesh, params[name].placements, shape=grad.shape, stride=grad.stride())
+        masking.SoftMask(model, full_scales)(model)
+        for name, grad in full_grads.items():
+            local = params[name].grad.to_local()
+            shape, offset = compute_local_shape_and_global_offset(grad.shape, params[name].device_mesh, params[name].placements)
+            index = tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))
+            expected = grad * full_scales[name].reshape(-1, *([1] * (grad.ndim - 1)))  # Linear: output units are rows
+            torch.testing.assert_close(local, expected[index], rtol=0, atol=0, msg=f"{name} shard {dim}")
+            assert params[name].grad.placements[0] == Shard(dim if grad.ndim == 2 else 0)
+            checked += 1
+    if dist.get_rank() == 0:
+        Path(out_file).write_text(json.dumps({"checked": checked, "world": dist.get_world_size()}))
+
+
+def _block(full: torch.Tensor, like) -> torch.Tensor:
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    shape, offset = compute_local_shape_and_global_offset(full.shape, like.device_mesh, like.placements)
+    return full[tuple(slice(o, o + s) for o, s in zip(offset, shape, strict=True))].clone()  # own storage: masking is in place
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:]
+    {"train": train, "mask-rows": mask_rows}[command](*rest)

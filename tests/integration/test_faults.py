@@ -1,0 +1,150 @@
+"""Fault injection: kills, corruption and truncation in real workflow runs. After each, the rerun either
+completes with the same tables as an undisturbed run, or stops with a message naming the file to
+delete; nothing finished is redone and no half-written output is taken as finished. (A full disk is
+injected into the writer itself: tests/unit/test_io.py.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.helpers import (
+    describe_failure,
+    planned_jobs,
+    scratch_workdir,
+    snakemake,
+    start_snakemake,
+    table_differences,
+    variant,
+)
+
+pytestmark = pytest.mark.integration
+
+# Small on purpose: no search, full SFT only, one prompt format, 4 items; long enough (60 steps,
+# a checkpoint every 5) that a kill can land inside the training.
+SECTIONS = {
+    "search": {"mode": "off"},
+    "baselines": {"full_sft": True, "v_softmask": False, "lora": {"enabled": False}, "wise_ft": {"alphas": []},
+                  "l2": {"enabled": False}, "hft": {"enabled": False}, "last_n": {"enabled": False}},
+    "training": {"learning_rate": 1.0e-3, "max_steps": 60, "micro_batch_size": 4, "max_length": 96, "save_every_steps": 5,
+                 "log_every_steps": 5},
+    "evaluation": {"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
+}
+TRAINED = Path("results/train/full_sft/trained.safetensors")
+
+
+def _new_run(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    workdir = scratch_workdir(tmp_path / name)
+    return workdir, variant(workdir, "faults", **SECTIONS)
+
+
+def _run(workdir: Path, config: Path, *args: str):
+    proc = snakemake(workdir, *args, configfile=config)
+    assert proc.returncode == 0, describe_failure(proc, workdir)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def undisturbed(tmp_path_factory):
+    workdir, config = _new_run(tmp_path_factory.mktemp("undisturbed"), "run")
+    _run(workdir, config)
+    return workdir
+
+
+def _kill_when(workdir: Path, config: Path, ready) -> None:
+    """Start a run and SIGKILL it (Snakemake and its jobs, like a crash) as soon as `ready()` holds."""
+    process = start_snakemake(workdir, configfile=config)
+    try:
+        deadline = time.monotonic() + 600
+        while not ready() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        assert ready(), "the run ended before the fault could be injected"
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _resume(workdir: Path, config: Path):
+    assert snakemake(workdir, "--unlock", configfile=config).returncode == 0
+    return _run(workdir, config, "--rerun-incomplete")
+
+
+@pytest.mark.parametrize("corrupt_checkpoint", [False, True], ids=["intact-checkpoint", "corrupted-checkpoint"])
+def test_a_training_killed_mid_step_reruns_to_the_same_tables(undisturbed, tmp_path, corrupt_checkpoint):
+    workdir, config = _new_run(tmp_path, "run")
+    state = workdir / "results" / "train" / "full_sft" / "checkpoint" / "state.safetensors"
+    _kill_when(workdir, config, state.is_file)
+    assert not (workdir / TRAINED).exists(), "the kill was meant to land inside the training"
+    if corrupt_checkpoint:
+        state.write_bytes(state.read_bytes()[:100])
+    _resume(workdir, config)
+    log = (workdir / "results" / "logs" / "train" / "full_sft.log").read_text()
+    assert ("ignoring unreadable checkpoint" in log) if corrupt_checkpoint else ("resumed from checkpoint at step" in log)
+    assert not state.parent.exists()  # removed once the training finished
+    assert table_differences(undisturbed / "results", workdir / "results") == {}
+
+
+def test_an_evaluation_killed_midway_is_redone_and_nothing_else(undisturbed, tmp_path):
+    workdir, config = _new_run(tmp_path, "run")
+    started = workdir / "results" / "logs" / "evaluate" / "full_sft.log"
+    _kill_when(workdir, config, lambda: started.is_file() and "lm_eval" in started.read_text())
+    assert not (workdir / "results" / "eval" / "full_sft" / "metrics.json").exists()
+    trained_at = (workdir / TRAINED).stat().st_mtime_ns
+    proc = _resume(workdir, config)
+    assert "rule train_candidate" not in proc.stdout + proc.stderr and (workdir / TRAINED).stat().st_mtime_ns == trained_at
+    assert table_differences(undisturbed / "results", workdir / "results") == {}
+
+
+def test_snakemake_killed_between_jobs_redoes_nothing_finished(undisturbed, tmp_path):
+    workdir, config = _new_run(tmp_path, "run")
+    report = workdir / "results" / "data" / "train_report.json"
+    _kill_when(workdir, config, report.is_file)
+    model = workdir / "results" / "model" / "base" / "model.safetensors"
+    finished_at = model.stat().st_mtime_ns
+    proc = _resume(workdir, config)
+    assert "rule prepare_model" not in proc.stdout + proc.stderr and model.stat().st_mtime_ns == finished_at
+    assert table_differences(undisturbed / "results", workdir / "results") == {}
+
+
+def test_a_corrupted_trained_file_stops_naming_it_then_deleting_it_recovers(undisturbed, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(undisturbed, workdir, symlinks=True)
+    config = workdir / "faults.yaml"
+    trained = workdir / TRAINED
+    trained.write_bytes(trained.read_bytes()[:1000])  # newer than what was made from it: Snakemake re-evaluates
+    proc = snakemake(workdir, configfile=config)
+    assert proc.returncode != 0
+    log = (workdir / "results" / "logs" / "evaluate" / "full_sft.log").read_text()
+    assert f"{TRAINED}: not a readable safetensors file" in log and "delete it and rerun the job that writes it" in log
+    assert "Traceback" in log  # the job's own log holds the error
+    trained.unlink()
+    _run(workdir, config)
+    assert table_differences(undisturbed / "results", workdir / "results") == {}
+
+
+def test_a_truncated_data_file_stops_the_dry_run_naming_file_and_line(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    shutil.copytree(scratch_workdir(tmp_path / "data_source") / "data", workdir / "data")
+    train = workdir / "data" / "speciality" / "arith" / "train.jsonl"
+    text = train.read_text()
+    train.write_text(text[: text.index("\n", len(text) // 2) + 30])  # cut inside a line, as an interrupted copy does
+    config = variant(workdir, "faults", **SECTIONS)
+    proc = snakemake(workdir, "-n", configfile=config)
+    lines = text[: text.index("\n", len(text) // 2) + 30].count("\n") + 1
+    assert proc.returncode != 0 and f"data/speciality/arith/train.jsonl:{lines}: invalid JSON" in proc.stdout + proc.stderr
+    assert planned_jobs(proc.stdout) == {} and not (workdir / "results").exists()
+
+
+def test_a_failing_script_job_writes_its_traceback_into_its_own_log(tmp_path):
+    workdir = scratch_workdir(tmp_path / "run")
+    config = variant(workdir, "faults", **SECTIONS, model={"name_or_path": "no-such-org/no-such-model"})
+    proc = snakemake(workdir, "results/model/base", configfile=config)  # offline: the hub id cannot load
+    assert proc.returncode != 0 and "results/logs/prepare_model.log" in proc.stdout + proc.stderr
+    log = (workdir / "results" / "logs" / "prepare_model.log").read_text()
+    assert "job failed:" in log and "Traceback (most recent call last)" in log and "no-such-org/no-such-model" in log

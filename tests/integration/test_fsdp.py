@@ -1,0 +1,97 @@
+"""FSDP2 on CPU: two processes (torchrun, gloo) against one, through the stage the workflow launches.
+
+Tolerance: the sharded run reduce-scatters gradients of two half-batches while the single process
+sums one whole batch, so float32 sums are added in another order (differences ~1e-7 relative).
+AdamW divides by sqrt(v), which magnifies such differences where a gradient is near zero: rtol
+1e-4 / atol 1e-5 is a hundredth of what one step at lr 1e-3 moves a weight, so a wrong mask or a
+missed shard (which moves whole rows by ~1e-3) cannot pass. Elements whose exact gradient is zero
+(GPT-NeoX key biases) carry only rounding noise and are held to lr x steps (see below).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cofitune import io
+from cofitune.data import tokenize_examples
+from cofitune.modeling import load_prepared
+from cofitune.stages.model import prepare_model
+from cofitune.stages.train import train_candidate
+from tests.conftest import make_examples
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+TRAINING = {"learning_rate": 1e-3, "max_steps": 3, "micro_batch_size": 8, "precision": "fp32", "save_every_steps": 1}
+SPECS = [
+    {"id": "region_softmask", "layers": "h1", "modules": "mha+ffn", "softmask": True},
+    {"id": "full_sft", "layers": "all", "modules": "all"},
+    {"id": "l2", "method": "l2", "lam": 0.5},
+]
+
+
+def torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+           str(REPO / "tests" / "integration" / "fsdp_worker.py"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+
+
+def _zero_gradient_elements(name: str, tensor: torch.Tensor) -> torch.Tensor:
+    """GPT-NeoX's key biases (per head [q | k | v]): their exact gradient is zero (a key bias adds
+    q.b_k to every logit of a softmax row), so their float gradient is rounding noise, which AdamW
+    turns into steps of up to lr in either direction; they are compared against lr x steps only."""
+    noise = torch.zeros_like(tensor, dtype=torch.bool)
+    if name.endswith("attention.query_key_value.bias"):
+        head_dim = tensor.numel() // (3 * 4)  # 4 heads
+        noise.view(4, 3, head_dim)[:, 1] = True
+    return noise
+
+
+@pytest.fixture(scope="module", params=["tiny-llama", "tiny-gpt-neox"])
+def prepared(request, tmp_path_factory):
+    root = tmp_path_factory.mktemp(request.param)
+    prepare_model({"name_or_path": f"builtin:{request.param}"}, root / "model", seed=0)
+    _, tokenizer = load_prepared(root / "model")
+    rows, _ = tokenize_examples(tokenizer, make_examples(32), max_length=64)
+    io.write_dataset(root / "data", rows)
+    generator = torch.Generator().manual_seed(1)
+    io.save_tensors(root / "importance.safetensors", {f"norm.{t}": torch.rand(4, n, generator=generator) for t, n in
+                                                     (("head", 4), ("intermediate", 128), ("output", 64))})
+    return root
+
+
+def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path):
+    sharded = {**TRAINING, "micro_batch_size": 4, "sharding": "fsdp"}  # 2 processes x 4 = the single process's batch of 8
+    proc = torchrun("train", str(prepared / "model"), str(prepared / "data"), str(prepared / "importance.safetensors"),
+                    str(tmp_path / "fsdp"), json.dumps(SPECS), json.dumps(sharded), port=29541)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    for spec in SPECS:
+        kwargs = {"importance_file": prepared / "importance.safetensors",
+                  "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}
+        train_candidate(prepared / "model", prepared / "data", spec, TRAINING, seed=3, out_dir=tmp_path / "single" / spec["id"], **kwargs)
+        fsdp = io.load_tensors(tmp_path / "fsdp" / spec["id"] / "trained.safetensors")
+        single = io.load_tensors(tmp_path / "single" / spec["id"] / "trained.safetensors")
+        assert fsdp.keys() == single.keys() and fsdp
+        for name in single:
+            noise = _zero_gradient_elements(name, single[name])
+            torch.testing.assert_close(fsdp[name][~noise], single[name][~noise], rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, n=name, c=spec["id"]: f"{c} {n}: {m}")
+            lr_steps = TRAINING["learning_rate"] * TRAINING["max_steps"]
+            assert not noise.any() or (fsdp[name][noise] - single[name][noise]).abs().max() <= lr_steps
+        record = io.read_json(tmp_path / "fsdp" / spec["id"] / "train_metrics.json")
+        assert record["sharding"] == "fsdp" and record["processes"] == 2
+        assert record["trainable_params"] == io.read_json(tmp_path / "single" / spec["id"] / "train_metrics.json")["trainable_params"]
+
+
+def test_each_process_masks_exactly_the_gradient_block_it_holds(tmp_path):
+    proc = torchrun("mask-rows", str(tmp_path / "report.json"), port=29542)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report == {"checked": 2 * 4 * 5, "world": 2}  # rows and columns x 4 layers x q, k, v, up, down
