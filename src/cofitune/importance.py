@@ -125,15 +125,18 @@ def estimate(
         with gates_attached(model, gates, settings.dropout):
             for batch in batches:
                 ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+                weight = batch.get("weight", 1.0)  # 0: a pass that only keeps a sharded model's processes in step
+                if "seed" in batch:  # the dropout noise of a batch, whichever process runs it
+                    torch.manual_seed(batch["seed"])
                 z1 = model(input_ids=ids, attention_mask=mask).logits
                 z2 = model(input_ids=ids, attention_mask=mask).logits
-                loss = kl_loss(z1, z2, mask, settings.temperature)
+                loss = kl_loss(z1, z2, mask, settings.temperature) * weight
                 if loss.requires_grad:
                     grads = torch.autograd.grad(loss, flat, allow_unused=True)
                     for total, grad in zip(totals, grads, strict=True):
                         if grad is not None:
                             total += grad.abs() if settings.accumulate == "abs" else grad
-                n_tokens += mask.sum()
+                n_tokens += mask.sum() * weight
     finally:
         for name, p in model.named_parameters():
             p.requires_grad_(frozen[name])

@@ -2,6 +2,8 @@
 
   train <model_dir> <data_dir> <importance> <out_root> <specs JSON> <training JSON>
       trains each spec through the stage the workflow launches (cofitune.stages.train), sharded;
+  importance <model_dir> <files JSON> <out_file>
+      estimates importance through the launched stage, the model sharded (5 batches over 2 processes);
   mask-rows <out_file>
       shards a tiny model by rows (dim 0) and by columns (dim 1) and checks that every process
       scales exactly the block of gradient rows or columns it holds, with the matching factors.
@@ -25,6 +27,14 @@ def train(model_dir, data_dir, importance, out_root, specs, training) -> None:
         if spec.get("softmask"):
             args += ["--importance", importance, "--softmask-parts", json.dumps(["attention", "input_projection", "output_projection"])]
         main(args)
+
+
+def importance(model_dir, files, out_file) -> None:
+    from cofitune.stages.importance import main
+
+    settings = {"max_examples": 20, "batch_size": 4, "max_length": 64, "dropout": 0.05, "temperature": 0.1, "accumulate": "signed"}
+    main(["--model-dir", model_dir, "--files", files, "--settings", json.dumps(settings), "--seed", "3", "--out", out_file,
+          "--sharding", "fsdp"])
 
 
 def mask_rows(out_file: str) -> None:
@@ -79,4 +89,4 @@ def _block(full: torch.Tensor, like) -> torch.Tensor:
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"train": train, "mask-rows": mask_rows}[command](*rest)
+    {"train": train, "importance": importance, "mask-rows": mask_rows}[command](*rest)

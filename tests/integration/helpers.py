@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -18,6 +19,7 @@ PRESETS = REPO / "workflow" / "presets"
 
 def scratch_workdir(path: Path) -> Path:
     """A working directory that sees the repo's data/ (config paths are relative to it)."""
+    path.mkdir(parents=True, exist_ok=True)
     (path / "data").symlink_to(REPO / "data")
     return path
 
@@ -79,6 +81,22 @@ def table_differences(a: Path, b: Path) -> dict[str, str]:
 
 def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b))
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and every descendant, like a crash or a node failure (launchers such as
+    torchrun put their workers in process groups of their own, so killing a group is not enough)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
 
 
 def start_snakemake(workdir: Path, *args: str, configfile: Path = PRESETS / "smoke.yaml") -> subprocess.Popen:

@@ -5,9 +5,7 @@ injected into the writer itself: tests/unit/test_io.py.)"""
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -15,6 +13,7 @@ import pytest
 
 from tests.integration.helpers import (
     describe_failure,
+    kill_tree,
     planned_jobs,
     scratch_workdir,
     snakemake,
@@ -31,7 +30,7 @@ SECTIONS = {
     "search": {"mode": "off"},
     "baselines": {"full_sft": True, "v_softmask": False, "lora": {"enabled": False}, "wise_ft": {"alphas": []},
                   "l2": {"enabled": False}, "hft": {"enabled": False}, "last_n": {"enabled": False}},
-    "training": {"learning_rate": 1.0e-3, "max_steps": 60, "micro_batch_size": 4, "max_length": 96, "save_every_steps": 5,
+    "training": {"learning_rate": 1.0e-3, "max_steps": 60, "micro_batch_size": 4, "max_length": 128, "save_every_steps": 5,
                  "log_every_steps": 5},
     "evaluation": {"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
 }
@@ -65,7 +64,7 @@ def _kill_when(workdir: Path, config: Path, ready) -> None:
             time.sleep(0.05)
         assert ready(), "the run ended before the fault could be injected"
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_tree(process.pid)
         process.wait()
 
 
@@ -144,7 +143,7 @@ def test_a_truncated_data_file_stops_the_dry_run_naming_file_and_line(tmp_path):
 def test_a_failing_script_job_writes_its_traceback_into_its_own_log(tmp_path):
     workdir = scratch_workdir(tmp_path / "run")
     config = variant(workdir, "faults", **SECTIONS, model={"name_or_path": "no-such-org/no-such-model"})
-    proc = snakemake(workdir, "results/model/base", configfile=config)  # offline: the hub id cannot load
+    proc = snakemake(workdir, "--", "results/model/base", configfile=config)  # offline: the hub id cannot load
     assert proc.returncode != 0 and "results/logs/prepare_model.log" in proc.stdout + proc.stderr
     log = (workdir / "results" / "logs" / "prepare_model.log").read_text()
-    assert "job failed:" in log and "Traceback (most recent call last)" in log and "no-such-org/no-such-model" in log
+    assert "job failed: OSError" in log and "Traceback (most recent call last)" in log and "in load_source" in log

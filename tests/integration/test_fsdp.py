@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from cofitune.modeling import load_prepared
 from cofitune.stages.model import prepare_model
 from cofitune.stages.train import train_candidate
 from tests.conftest import make_examples
+from tests.integration.helpers import kill_tree
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -36,11 +38,18 @@ SPECS = [
 ]
 
 
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}
+
+
+def _torchrun_command(*args: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+            str(REPO / "tests" / "integration" / "fsdp_worker.py"), *args]
+
+
 def torchrun(*args: str, port: int) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")]), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
-           str(REPO / "tests" / "integration" / "fsdp_worker.py"), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO, timeout=900, check=False)
+    return subprocess.run(_torchrun_command(*args, port=port), capture_output=True, text=True, env=_env(), cwd=REPO, timeout=900,
+                          check=False)
 
 
 def _zero_gradient_elements(name: str, tensor: torch.Tensor) -> torch.Tensor:
@@ -95,3 +104,46 @@ def test_each_process_masks_exactly_the_gradient_block_it_holds(tmp_path):
     assert proc.returncode == 0, proc.stderr[-6000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert report == {"checked": 2 * 4 * 5, "world": 2}  # rows and columns x 4 layers x q, k, v, up, down
+
+
+def test_importance_of_a_sharded_model_equals_one_process(tmp_path):
+    from cofitune.stages.importance import estimate_importance
+
+    prepare_model({"name_or_path": "builtin:tiny-llama"}, tmp_path / "model", seed=0)
+    data = REPO / "data" / "importance" / "general.jsonl"
+    proc = torchrun("importance", str(tmp_path / "model"), json.dumps([str(data)]), str(tmp_path / "fsdp.safetensors"), port=29543)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    settings = {"max_examples": 20, "batch_size": 4, "max_length": 64, "dropout": 0.05, "temperature": 0.1, "accumulate": "signed"}
+    estimate_importance(tmp_path / "model", [data], settings, 3, tmp_path / "single.safetensors")
+    fsdp, single = io.load_tensors(tmp_path / "fsdp.safetensors"), io.load_tensors(tmp_path / "single.safetensors")
+    assert fsdp.keys() == single.keys() == {f"{k}.{t}" for k in ("raw", "norm") for t in ("head", "intermediate", "output")}
+    for name in single:  # 5 batches: 3 on one process, 2 (+1 of weight 0) on the other; sums in another order
+        torch.testing.assert_close(fsdp[name], single[name], rtol=1e-4, atol=1e-6, msg=name)
+    assert single["raw.head"].abs().sum() > 0
+
+
+def test_a_killed_sharded_training_resumes_to_the_weights_of_an_uninterrupted_one(prepared, tmp_path):
+    spec = [{"id": "region_softmask", "layers": "h1", "modules": "mha+ffn", "softmask": True}]
+    training = {**TRAINING, "micro_batch_size": 4, "sharding": "fsdp", "max_steps": 40, "save_every_steps": 2}
+    args = ["train", str(prepared / "model"), str(prepared / "data"), str(prepared / "importance.safetensors")]
+    assert torchrun(*args, str(tmp_path / "whole"), json.dumps(spec), json.dumps(training), port=29544).returncode == 0
+    state = tmp_path / "killed" / "region_softmask" / "checkpoint" / "state.json"
+    process = subprocess.Popen(_torchrun_command(*args, str(tmp_path / "killed"), json.dumps(spec), json.dumps(training), port=29545),
+                               env=_env(), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        kill_tree(process.pid)
+        process.wait()
+    resumed_at = json.loads(state.read_text())["step"]
+    assert not (tmp_path / "killed" / "region_softmask" / "trained.safetensors").exists() and 0 < resumed_at < 40
+    proc = torchrun(*args, str(tmp_path / "killed"), json.dumps(spec), json.dumps(training), port=29546)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    record = io.read_json(tmp_path / "killed" / "region_softmask" / "train_metrics.json")
+    assert record["resumed_from_step"] == resumed_at, [line for line in proc.stderr.splitlines() if "checkpoint" in line]
+    whole = io.load_tensors(tmp_path / "whole" / "region_softmask" / "trained.safetensors")
+    killed = io.load_tensors(tmp_path / "killed" / "region_softmask" / "trained.safetensors")
+    for name in whole:  # same processes, same order of operations: the resumed run is bitwise the uninterrupted one
+        assert torch.equal(whole[name], killed[name]), name

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 import shutil
-import signal
 import time
 
 import pyarrow.parquet as pq
@@ -20,6 +18,7 @@ from tests.integration.helpers import (
     PRESETS,
     REPO,
     describe_failure,
+    kill_tree,
     planned_jobs,
     repo_copy,
     scratch_workdir,
@@ -239,7 +238,7 @@ def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
             time.sleep(0.2)
         time.sleep(3)  # past Snakemake's bookkeeping of that job, and into the next one (a training takes longer)
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_tree(process.pid)
         process.wait()
     finished = trained()
     assert finished and finished != level1, "expected the kill to land inside level 1"

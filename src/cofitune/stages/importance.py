@@ -16,15 +16,18 @@ from cofitune import io
 from cofitune.data import collate, tokenize_examples, validate_file
 from cofitune.logs import setup_logging
 from cofitune.modeling import load_prepared
+from cofitune.sharding import ShardingSettings, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
 
 
 def estimate_importance(
-    model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path
+    model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path,
+    sharding: str = "none",
 ) -> None:
-    """Raw and per-layer normalised importance of one source; data-parallel over processes."""
+    """Raw and per-layer normalised importance of one source; data-parallel over processes, and the
+    model sharded over them with FSDP2 when `sharding` is 'fsdp'."""
     from accelerate.utils import set_seed
 
     from cofitune.importance import ImportanceSettings, estimate, normalise
@@ -33,11 +36,15 @@ def estimate_importance(
     set_seed(seed)
     model, tokenizer = load_prepared(model_dir)
     model.to(accelerator.device)
+    if sharding == "fsdp":
+        shard_model(model, ShardingSettings("fsdp"), accelerator.device.type)
     examples = [ex for path in files for ex in validate_file(path)][: settings["max_examples"]]
     rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
     size = settings["batch_size"]
-    batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+    batches = [{**collate(rows[i : i + size], tokenizer.pad_token_id), "seed": seed * 1_000_003 + i} for i in range(0, len(rows), size)]
     mine = batches[accelerator.process_index :: accelerator.num_processes]
+    if sharding == "fsdp":  # every forward pass is collective: all processes make the same number of them
+        mine += [{**batches[0], "weight": 0.0}] * (-(-len(batches) // accelerator.num_processes) - len(mine))
     log.info("importance from %d examples in %d batches (%d on this process)", len(rows), len(batches), len(mine))
     keys = ("dropout", "temperature", "accumulate", "batch_size")
     raw = estimate(model, _progress(mine), ImportanceSettings(**{k: settings[k] for k in keys}),
@@ -86,9 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, type=json_arg, help="JSON of the config's importance section")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", required=True, help="output .safetensors")
+    parser.add_argument("--sharding", choices=["none", "fsdp"], default="none", help="the config's training.sharding")
     args = parser.parse_args(argv)
     setup_logging()
-    estimate_importance(args.model_dir, args.files, args.settings, args.seed, args.out)
+    estimate_importance(args.model_dir, args.files, args.settings, args.seed, args.out, args.sharding)
     return 0
 
 
