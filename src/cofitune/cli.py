@@ -1,4 +1,4 @@
-"""Command-line entry points: `cofitune train | importance | prepare-model | merge | summary | task-scores`.
+"""Command-line entry points: `cofitune train | importance | prepare-model | merge | summary | task-scores | plan-memory`.
 
 `train` and `importance` are the accelerate-launched stages; the workflow runs them as modules,
 
@@ -37,6 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print the summary table as Markdown")
     summary.add_argument("table", help="results/tables/summary.parquet")
 
+    memory = sub.add_parser("plan-memory", help="GiB per device to train a model shape: full SFT and the ffn region, FSDP2 over N devices")
+    memory.add_argument("--shapes", nargs="+", default=["llama-8b", "llama-13b", "llama-70b"], help="llama-1b, llama-8b, llama-13b, llama-70b")
+    memory.add_argument("--devices", nargs="+", type=int, default=[1, 8, 16])
+    memory.add_argument("--device-gib", type=float, default=80.0)
+    memory.add_argument("--micro-batch", type=int, default=1)
+    memory.add_argument("--seq-len", type=int, default=2048)
+    memory.add_argument("--activation-checkpointing", action="store_true")
+
     tasks = sub.add_parser("task-scores", help="print each task's score with a 95%% bootstrap interval over its items")
     tasks.add_argument("samples", nargs="+", help="samples.parquet files (results/eval/<candidate>/ or results/tables/)")
     return parser
@@ -65,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cofitune.tables import markdown_report
 
         print(markdown_report(read_parquet(args.table)))
+    elif args.command == "plan-memory":
+        from cofitune.memory import FFN_Q2, FULL_SFT, SHAPES, memory_table
+
+        print(memory_table([SHAPES[name] for name in args.shapes], args.devices, [FULL_SFT, FFN_Q2], args.device_gib,
+                           micro_batch=args.micro_batch, seq_len=args.seq_len, activation_checkpointing=args.activation_checkpointing))
     elif args.command == "task-scores":
         from cofitune.io import read_parquet
         from cofitune.scores import item_scores_by_task, task_intervals

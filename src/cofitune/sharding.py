@@ -50,6 +50,8 @@ def shard_model(model: nn.Module, settings: ShardingSettings, device_type: str, 
 
     if not dist.is_initialized():
         raise RuntimeError("training.sharding: fsdp needs a process group: launch with accelerate launch or torchrun")
+    if settings.cpu_offload and device_type == "cpu":
+        raise ValueError("training.cpu_offload moves GPU state to host memory; on CPU everything is there already: set it to false")
     mesh = init_device_mesh(device_type, (dist.get_world_size(),))
     # bf16 compute and parameters, fp32 gradient reduction (and fp32 master weights and AdamW state)
     policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if mixed_precision == "bf16" else MixedPrecisionPolicy()

@@ -147,3 +147,38 @@ def test_a_killed_sharded_training_resumes_to_the_weights_of_an_uninterrupted_on
     killed = io.load_tensors(tmp_path / "killed" / "region_softmask" / "trained.safetensors")
     for name in whole:  # same processes, same order of operations: the resumed run is bitwise the uninterrupted one
         assert torch.equal(whole[name], killed[name]), name
+
+
+def test_a_sharded_workflow_with_two_processes_per_job_runs_through_the_rules(tmp_path):
+    from tests.integration.helpers import describe_failure, scratch_workdir, snakemake, variant
+
+    workdir = scratch_workdir(tmp_path / "run")
+    config = variant(
+        workdir, "sharded",
+        search={"mode": "off"},
+        candidates=[{"layers": "h1", "modules": "mha+ffn", "softmask": True}],
+        baselines={"full_sft": True, "v_softmask": False, "lora": {"enabled": False}, "wise_ft": {"alphas": [0.5]},
+                   "l2": {"enabled": True, "lam": 0.01}, "hft": {"enabled": True}, "last_n": {"enabled": True, "n": 1}},
+        training={"learning_rate": 1.0e-3, "max_steps": 4, "micro_batch_size": 4, "max_length": 128, "save_every_steps": 2,
+                  "sharding": "fsdp", "launcher": "torchrun", "processes": 2},
+        evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
+    )
+    proc = snakemake(workdir, configfile=config)
+    assert proc.returncode == 0, describe_failure(proc, workdir)
+    for candidate in ("0-0.5_mha+ffn_softmask", "full_sft", "l2", "hft", "last_1"):
+        record = io.read_json(workdir / "results" / "train" / candidate / "train_metrics.json")
+        assert (record["sharding"], record["processes"]) == ("fsdp", 2), candidate
+    assert (workdir / "results" / "logs" / "importance" / "sft.log").read_text().count("4 batches (2 on this process)") == 2
+    assert (workdir / "results" / "tables" / "summary.parquet").is_file()
+
+
+def test_the_paper_8b_preset_plans_a_full_run_on_one_sharded_node(tmp_path):
+    from tests.integration.helpers import PRESETS, planned_jobs, scratch_workdir, snakemake
+
+    proc = snakemake(scratch_workdir(tmp_path), "-n", "-p", configfile=PRESETS / "paper-8b.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train_candidate"] == 3 + 6 and jobs["estimate_importance"] == 1
+    assert "torchrun --standalone --nproc_per_node 8 -m cofitune.stages.train" in proc.stdout
+    profile = io.read_yaml(REPO / "workflow" / "profiles" / "slurm-8gpu" / "config.yaml")
+    assert profile["set-resources"]["train_candidate"]["gpu"] == 8 and profile["set-resources"]["evaluate_candidate"]["gpu"] == 1

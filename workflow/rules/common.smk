@@ -1,6 +1,7 @@
 # Config validation, paths and wildcard constraints. No logic beyond that: the method lives in src/.
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -129,6 +130,17 @@ def accelerate_config():
     name = config["training"]["accelerate_config"]
     shipped = REPO / "workflow" / "accelerate" / f"{name}.yaml"
     return str(shipped) if shipped.is_file() else name
+
+
+def launcher():
+    """What starts a training or importance job's processes: accelerate (its config decides, or
+    training.processes) or torchrun (training.processes on this node). Every piece is quoted."""
+    training = config["training"]
+    processes = training["processes"]
+    if training["launcher"] == "torchrun":
+        return f"torchrun --standalone --nproc_per_node {int(processes or 1)}"
+    extra = f" --num_processes {int(processes)}" if processes else ""
+    return f"accelerate launch --config_file {shlex.quote(accelerate_config())}{extra}"
 
 
 def spec_for(candidate):

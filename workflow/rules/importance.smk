@@ -11,6 +11,8 @@ rule estimate_importance:
         files=lambda wc, input: json.dumps(list(input.data)),
         settings=json.dumps(config["importance"]),
         seed=config["seed"],
+        sharding=config["training"]["sharding"],
+        launch=launcher(),
         code=code_hash("cofitune.stages.importance:main"),
     threads: all_cores()
     log:
@@ -20,9 +22,9 @@ rule estimate_importance:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.stages.importance"
+        "OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.importance"
         " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
-        " --out {output:q} > {log:q} 2>&1"
+        " --sharding {params.sharding:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule combine_importance:

@@ -21,6 +21,7 @@ rule train_candidate:
         ),
         seed=config["seed"],
         out_dir=lambda wc: train_dir(wc.candidate),
+        launch=launcher(),
         code=code_hash("cofitune.stages.train:main"),
     threads: all_cores()
     resources:
@@ -32,7 +33,7 @@ rule train_candidate:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} accelerate launch --config_file {input.accelerate:q} -m cofitune.stages.train"
+        "OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.train"
         " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
         " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
         " --out-dir {params.out_dir:q} {params.softmask:q} > {log:q} 2>&1"
