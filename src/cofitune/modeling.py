@@ -111,7 +111,7 @@ def _in_hub_cache(repo_id: str, revision: str | None) -> bool:
 
 
 def load_source(source: ModelSource, seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load (or build) the base model in float32 on CPU, exactly as configured."""
+    """Load (or build) the base model on CPU, exactly as configured, in the checkpoint's dtype."""
     if source.name_or_path.startswith(BUILTIN_PREFIX):
         return build_tiny_model(source.name_or_path.removeprefix(BUILTIN_PREFIX), seed=seed, **source.tiny)
     where = source.location()
@@ -121,7 +121,9 @@ def load_source(source: ModelSource, seed: int = 0) -> tuple[PreTrainedModel, Pr
     if source.gguf_file:
         kwargs["gguf_file"] = source.gguf_file
     tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, **kwargs)
+    # A checkpoint keeps its own dtype (an 8B bf16 model stays 16 GB, not a 32 GB fp32 copy); training
+    # loads fp32 master weights from it. GGUF weights are dequantised to fp32.
+    model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32 if source.gguf_file else "auto", **kwargs)
     if source.gguf_file:
         _drop_gguf_quantization(model)
     return model, tokenizer

@@ -35,6 +35,9 @@ SPECS = [
     {"id": "region_softmask", "layers": "h1", "modules": "mha+ffn", "softmask": True},
     {"id": "full_sft", "layers": "all", "modules": "all"},
     {"id": "l2", "method": "l2", "lam": 0.5},
+    {"id": "hft", "method": "hft"},
+    {"id": "last_1", "method": "last_n", "n": 1},
+    {"id": "lora", "method": "lora", "rank": 4, "alpha": 8, "roles": ["q", "v"]},
 ]
 
 

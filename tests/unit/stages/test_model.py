@@ -39,3 +39,13 @@ def test_merge_writes_a_full_folder_with_the_trained_tensors(tmp_path):
     merged, _ = load_prepared(tmp_path / "merged")
     for (n, p), (_, q) in zip(base.named_parameters(), merged.named_parameters(), strict=True):
         assert torch.equal(q, trained[n]) if n == name else torch.equal(p, q), n
+
+
+def test_prepare_model_keeps_the_checkpoint_dtype(tmp_path):
+    model, tokenizer = build_tiny_model("tiny-llama", seed=0)
+    model.to(torch.bfloat16).save_pretrained(tmp_path / "bf16")
+    tokenizer.save_pretrained(tmp_path / "bf16")
+    stages.prepare_model({"name_or_path": str(tmp_path / "bf16")}, tmp_path / "base", seed=0)
+    assert {t.dtype for t in io.load_tensors(tmp_path / "base" / "model.safetensors").values()} == {torch.bfloat16}
+    trained, _ = load_prepared(tmp_path / "base")  # training and evaluation read fp32 from it
+    assert next(trained.parameters()).dtype == torch.float32
