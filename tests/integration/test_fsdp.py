@@ -183,5 +183,10 @@ def test_the_paper_8b_preset_plans_a_full_run_on_one_sharded_node(tmp_path):
     jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == 3 + 6 and jobs["estimate_importance"] == 1
     assert "torchrun --standalone --nproc_per_node 8 -m cofitune.stages.train" in proc.stdout
+    multi_node = tmp_path / "multi_node.yaml"
+    io.write_yaml(multi_node, {**io.read_yaml(PRESETS / "paper-8b.yaml"), "training": {
+        **io.read_yaml(PRESETS / "paper-8b.yaml")["training"], "launcher": "torchrun-slurm"}})
+    proc = snakemake(tmp_path, "-n", "-p", configfile=multi_node)
+    assert 'srun --ntasks-per-node=1 torchrun --nnodes "$SLURM_NNODES" --nproc_per_node 8' in proc.stdout, proc.stdout[-2000:]
     profile = io.read_yaml(REPO / "workflow" / "profiles" / "slurm-8gpu" / "config.yaml")
     assert profile["set-resources"]["train_candidate"]["gpu"] == 8 and profile["set-resources"]["evaluate_candidate"]["gpu"] == 1

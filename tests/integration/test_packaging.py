@@ -28,3 +28,9 @@ def test_every_rule_uses_the_env_file():
         text = rules.read_text()
         assert text.count("rule ") == text.count('"../../envs/cofitune.yaml"'), rules.name
 
+
+
+def test_every_module_of_the_stage_layer_stays_small():
+    """The stage layer is glue (paths in, paths out); anything longer belongs in the core."""
+    for module in (REPO / "src" / "cofitune" / "stages").glob("*.py"):
+        assert len(module.read_text().splitlines()) <= 150, module.name

@@ -134,11 +134,17 @@ def accelerate_config():
 
 def launcher():
     """What starts a training or importance job's processes: accelerate (its config decides, or
-    training.processes) or torchrun (training.processes on this node). Every piece is quoted."""
+    training.processes), torchrun (training.processes on this node), or torchrun-slurm (srun starts
+    one torchrun per node of the SLURM allocation, training.processes on each, meeting at the first
+    node). Every piece is quoted or a number."""
     training = config["training"]
     processes = training["processes"]
     if training["launcher"] == "torchrun":
         return f"torchrun --standalone --nproc_per_node {int(processes or 1)}"
+    if training["launcher"] == "torchrun-slurm":
+        head = '"$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"'
+        return (f'srun --ntasks-per-node=1 torchrun --nnodes "$SLURM_NNODES" --nproc_per_node {int(processes or 1)}'
+                f' --rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint {head}:29500')
     extra = f" --num_processes {int(processes)}" if processes else ""
     return f"accelerate launch --config_file {shlex.quote(accelerate_config())}{extra}"
 
