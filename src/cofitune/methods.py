@@ -54,6 +54,7 @@ class Recipe:
     trains = True  # whether a training job makes it (the base model and Wise-FT need none)
     is_region = False  # layer_range and module_set describe what it trains
     is_search_node = False  # rows are named by their region id
+    adds_weights = False  # creates tensors the base checkpoint does not hold (LoRA's adapters)
 
     def default_id(self, options: Mapping[str, Any]) -> str:
         raise NotImplementedError
@@ -127,6 +128,7 @@ class L2Recipe(RegionRecipe):
 
 class LoraRecipe(Recipe):
     label = "LoRA"
+    adds_weights = True
 
     def default_id(self, options):
         return Method.LORA.value

@@ -144,13 +144,27 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_d
 
 def load_prepared(model_dir: str | Path, trust_remote_code: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a folder written by `save_model` (the `prepare_model` rule's output)."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     model = AutoModelForCausalLM.from_pretrained(
         model_dir, dtype=torch.float32, trust_remote_code=trust_remote_code, use_safetensors=True
     )
+    return model, load_tokenizer(model_dir, trust_remote_code)
+
+
+def load_tokenizer(model_dir: str | Path, trust_remote_code: bool = False) -> PreTrainedTokenizerBase:
+    """The prepared model's tokenizer, with a pad token (the end-of-sequence token if it has none)."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+    return tokenizer
+
+
+def empty_model(model_dir: str | Path) -> PreTrainedModel:
+    """The prepared model's architecture on the meta device: no memory until it is materialised."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_dir)
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 # ---------------------------------------------------------------------------------------------

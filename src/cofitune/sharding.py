@@ -11,6 +11,7 @@ otherwise), so per-unit logic (the soft-mask) must ask a tensor where its block 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,7 @@ from torch import nn
 
 from cofitune import regions
 
+log = logging.getLogger(__name__)
 MODES = ("none", "fsdp")
 
 
@@ -63,6 +65,44 @@ def shard_model(model: nn.Module, settings: ShardingSettings, device_type: str, 
         fully_shard(layer, mesh=mesh, mp_policy=policy, offload_policy=offload)
     fully_shard(model, mesh=mesh, mp_policy=policy, offload_policy=offload)
     return model
+
+
+def materialise(model: nn.Module, model_dir, device: str) -> None:
+    """Fill a model built on the meta device and sharded: process 0 loads the weights (through
+    transformers, which knows each family's checkpoint names) and each process receives only its
+    shards, so a node holds one host copy instead of one per process; buffers that no checkpoint
+    holds (rotary frequencies) are rebuilt from the config."""
+    import torch.distributed as dist
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    from cofitune.modeling import load_prepared
+
+    model.to_empty(device=device)
+    full = load_prepared(model_dir)[0].state_dict() if dist.get_rank() == 0 else {}
+    if dist.get_rank() == 0:
+        missing = sorted(set(model.state_dict()) - set(full) - _tied_names(model))
+        if missing:
+            raise ValueError(f"{model_dir}: no weights for {missing[:5]}")
+    set_model_state_dict(model, full, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True, strict=False))
+    log.info("weights loaded by process 0 and sent out in shards (%d processes)", dist.get_world_size())
+    for module in model.modules():
+        persistent = set(module.state_dict(keep_vars=True))
+        volatile = [name for name, _ in module.named_buffers(recurse=False) if name not in persistent]
+        if volatile:
+            fresh = type(module)(config=model.config)  # e.g. LlamaRotaryEmbedding(config)
+            with torch.no_grad():
+                for name in volatile:
+                    getattr(module, name).copy_(getattr(fresh, name))
+
+
+def _tied_names(model: nn.Module) -> set[str]:
+    """Names under which a parameter appears a second time (a tied output head)."""
+    seen, tied = {}, set()
+    for name, param in model.named_parameters(remove_duplicate=False):
+        if id(param) in seen:
+            tied.add(name)
+        seen.setdefault(id(param), name)
+    return tied
 
 
 def block_indices(size: int, parts: int, index: int) -> torch.Tensor:

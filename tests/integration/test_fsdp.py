@@ -84,6 +84,7 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
     proc = torchrun("train", str(prepared / "model"), str(prepared / "data"), str(prepared / "importance.safetensors"),
                     str(tmp_path / "fsdp"), json.dumps(SPECS), json.dumps(sharded), port=29541)
     assert proc.returncode == 0, proc.stderr[-6000:]
+    assert proc.stderr.count("weights loaded by process 0 and sent out in shards (2 processes)") == 2 * (len(SPECS) - 1)  # not LoRA
     for spec in SPECS:
         kwargs = {"importance_file": prepared / "importance.safetensors",
                   "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}

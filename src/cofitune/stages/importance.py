@@ -15,8 +15,8 @@ import torch
 from cofitune import io
 from cofitune.data import collate, tokenize_examples, validate_file
 from cofitune.logs import setup_logging
-from cofitune.modeling import load_prepared
-from cofitune.sharding import ShardingSettings, shard_model
+from cofitune.modeling import empty_model, load_prepared, load_tokenizer
+from cofitune.sharding import ShardingSettings, materialise, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
@@ -34,10 +34,13 @@ def estimate_importance(
 
     accelerator = build_accelerator("fp32")
     set_seed(seed)
-    model, tokenizer = load_prepared(model_dir)
-    model.to(accelerator.device)
-    if sharding == "fsdp":
+    if sharding == "fsdp":  # built on the meta device; process 0 loads the weights and sends out the shards
+        model, tokenizer = empty_model(model_dir), load_tokenizer(model_dir)
         shard_model(model, ShardingSettings("fsdp"), accelerator.device.type)
+        materialise(model, model_dir, accelerator.device.type)
+    else:
+        model, tokenizer = load_prepared(model_dir)
+        model.to(accelerator.device)
     examples = [ex for path in files for ex in validate_file(path)][: settings["max_examples"]]
     rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
     size = settings["batch_size"]

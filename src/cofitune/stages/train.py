@@ -15,9 +15,9 @@ from cofitune import io, regions
 from cofitune.candidates import Candidate, candidate_from_spec
 from cofitune.logs import setup_logging
 from cofitune.masking import SoftMask, resolve_parts, row_scales
-from cofitune.modeling import load_prepared
+from cofitune.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.records import TrainRecord
-from cofitune.sharding import ShardingSettings, full_tensor, shard_model
+from cofitune.sharding import ShardingSettings, full_tensor, materialise, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
@@ -41,14 +41,20 @@ def train_candidate(
     settings = TrainSettings.from_config(dict(training), seed=seed)
     accelerator = build_accelerator(training.get("precision", "auto"))
     set_seed(seed)
-    model, tokenizer = load_prepared(model_dir)
+    sharding = ShardingSettings.from_config(dict(training))
+    # Sharded: build on the meta device and let process 0 read the weights (one host copy per node);
+    # methods that add weights of their own (LoRA) load normally, so their initialisation is the same.
+    low_memory = sharding.mode == "fsdp" and not candidate.recipe.adds_weights
+    model, tokenizer = (empty_model(model_dir), load_tokenizer(model_dir)) if low_memory else load_prepared(model_dir)
     total_params = regions.count_parameters(model)
     trainable = candidate.trainable_names(model, module_sets, seed)
     net = candidate.recipe.network(model, candidate, trainable, seed)
-    net.to(accelerator.device)
-    sharding = ShardingSettings.from_config(dict(training))
+    if not low_memory:
+        net.to(accelerator.device)
     if sharding.mode == "fsdp":  # before the mask and the L2 anchor: FSDP2 replaces the parameters
         shard_model(net, sharding, accelerator.device.type, accelerator.mixed_precision)
+        if low_memory:
+            materialise(net, model_dir, accelerator.device.type)
     parts = resolve_parts(softmask_parts, model, trainable)
     mask = _soft_mask(model, candidate, importance_file, trainable, parts)
     transforms = [*([mask] if mask else []), *candidate.recipe.grad_transforms(net, candidate)]
