@@ -3,6 +3,7 @@ and the README's troubleshooting table is the catalogue."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -19,7 +20,7 @@ GOOD_SFT = '{"instruction": "Add", "input": "1 2", "output": "3"}'
 def _situation(case: dict, workdir: Path) -> dict:
     """The smoke preset with the case's defect, as files in `workdir` (the working directory)."""
     config = io.read_yaml(REPO / "workflow" / "presets" / "smoke.yaml")
-    kind, value = case["kind"], case["input"]
+    kind, value = case["kind"], copy.deepcopy(case["input"])  # the schema's defaults are filled in place
     if kind == "sft":
         (workdir / "train.jsonl").write_text(value + "\n", encoding="utf-8")
         config["speciality"]["train"] = ["train.jsonl"]
