@@ -9,8 +9,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest
+import torch
 
-from cofitune.data import Example, tokenize_examples
+from cofitune.data import Example, collate, tokenize_examples
 from cofitune.modeling import build_tiny_model
 
 
@@ -41,3 +42,15 @@ def tiny_rows(tiny_llama):
     _, tokenizer = tiny_llama
     rows, _ = tokenize_examples(tokenizer, make_examples(), max_length=64)
     return rows
+
+
+def random_batches(tokenizer, n=4, size=4, seed=0):
+    """Batches of random token rows of random lengths (padded), deterministic for a seed."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n * size):
+        length = int(torch.randint(5, 20, (1,), generator=generator))
+        ids = torch.randint(3, len(tokenizer), (length,), generator=generator).tolist()
+        rows.append({"input_ids": ids, "labels": ids})
+    return [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+

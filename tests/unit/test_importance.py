@@ -6,48 +6,9 @@ import pytest
 import torch
 
 from cofitune import importance, regions
-from cofitune.train import collate
+from tests.conftest import random_batches
 
 FAMILIES = ["tiny_llama", "tiny_gpt2", "tiny_neox"]
-
-
-def _batches(tokenizer, n=4, size=4, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(n * size):
-        length = int(torch.randint(5, 20, (1,), generator=generator))
-        ids = torch.randint(3, len(tokenizer), (length,), generator=generator).tolist()
-        rows.append({"input_ids": ids, "labels": ids})
-    return [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
-
-
-def _random_importance(model, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    gates = importance.make_gates(model)
-    return {t: torch.rand(torch.stack(gates[t]).shape, generator=generator) for t in importance.UNIT_TYPES}
-
-
-def _expected_factor(model, name, index, imp):
-    """Independent, unit-by-unit statement of which importance scales output unit `index`."""
-    layer, roles, _ = regions.locate_parameter(model, name)
-    family = regions.family_of(model)
-    heads = model.config.num_attention_heads
-    hidden = model.config.hidden_size
-    head_dim = hidden // heads
-    if "up" in roles or "gate" in roles:
-        return 1 - imp["intermediate"][layer, index]
-    if "down" in roles:
-        return 1 - imp["output"][layer, index]
-    if family.qkv_layout == "blocks":
-        return 1 - imp["head"][layer, (index % hidden) // head_dim]
-    if family.qkv_layout == "per_head":
-        return 1 - imp["head"][layer, index // (3 * head_dim)]
-    if roles == ("q",):
-        return 1 - imp["head"][layer, index // head_dim]
-    kv_heads = model.config.num_key_value_heads
-    kv = index // head_dim
-    sharing = [h for h in range(heads) if h * kv_heads // heads == kv]
-    return 1 - max(imp["head"][layer, h] for h in sharing)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -56,7 +17,7 @@ def test_without_dropout_the_kl_is_exactly_zero_and_with_it_importance_is_not(fa
     for module in model.modules():  # GPT-2 has dropout of its own; estimation runs in train mode
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    batches = _batches(tokenizer)
+    batches = random_batches(tokenizer)
     silent = importance.estimate(model, batches, importance.ImportanceSettings(dropout=0.0))
     assert all(torch.count_nonzero(v) == 0 for v in silent.values())
     torch.manual_seed(0)
@@ -71,7 +32,7 @@ def test_estimation_changes_no_weight_and_restores_requires_grad(tiny_llama):
     model, tokenizer = tiny_llama
     regions.freeze_all_but(model, regions.select_parameters(model, (0.0, 0.5), "ffn"))
     before = {n: (p.detach().clone(), p.requires_grad) for n, p in model.named_parameters()}
-    importance.estimate(model, _batches(tokenizer), importance.ImportanceSettings(dropout=0.1))
+    importance.estimate(model, random_batches(tokenizer), importance.ImportanceSettings(dropout=0.1))
     for name, param in model.named_parameters():
         assert torch.equal(param, before[name][0]) and param.requires_grad == before[name][1], name
     assert not model.training
@@ -82,7 +43,7 @@ def test_a_fixed_seed_gives_identical_importance(tiny_llama):
     runs = []
     for _ in range(2):
         torch.manual_seed(1234)
-        runs.append(importance.estimate(model, _batches(tokenizer), importance.ImportanceSettings(dropout=0.05, accumulate="abs")))
+        runs.append(importance.estimate(model, random_batches(tokenizer), importance.ImportanceSettings(dropout=0.05, accumulate="abs")))
     assert all(torch.equal(runs[0][t], runs[1][t]) for t in importance.UNIT_TYPES)
     assert all((runs[0][t] >= 0).all() for t in importance.UNIT_TYPES)  # abs accumulation
 

@@ -9,19 +9,10 @@ import torch
 from accelerate import Accelerator
 
 from cofitune import importance, masking, regions
-from cofitune.train import TrainSettings, collate, token_loss_sum, train
+from cofitune.train import TrainSettings, token_loss_sum, train
+from tests.conftest import random_batches
 
 FAMILIES = ["tiny_llama", "tiny_gpt2", "tiny_neox"]
-
-
-def _batches(tokenizer, n=4, size=4, seed=0):
-    generator = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(n * size):
-        length = int(torch.randint(5, 20, (1,), generator=generator))
-        ids = torch.randint(3, len(tokenizer), (length,), generator=generator).tolist()
-        rows.append({"input_ids": ids, "labels": ids})
-    return [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
 
 
 def _random_importance(model, seed=0):
@@ -59,7 +50,7 @@ def test_masked_gradient_is_one_minus_importance_times_gradient_row_by_row(famil
     names = regions.select_parameters(model, (0.0, 1.0), "mha+ffn", {"mha+ffn": ["q", "k", "v", "gate", "up", "down"]} if family == "tiny_llama" else None)
     regions.freeze_all_but(model, names)
     imp = _random_importance(model)
-    batch = _batches(tokenizer, n=1)[0]
+    batch = random_batches(tokenizer, n=1)[0]
     token_loss_sum(model, batch).backward()
     unmasked = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
     mask = masking.SoftMask(model, masking.row_scales(model, imp, names, masking.PARTS))
