@@ -1,7 +1,6 @@
 # Config validation, paths and wildcard constraints. No logic beyond that: the method lives in src/.
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -146,7 +145,9 @@ def launcher():
         return (f'srun --ntasks-per-node=1 torchrun --nnodes "$SLURM_NNODES" --nproc_per_node {int(processes or 1)}'
                 f' --rdzv_id "$SLURM_JOB_ID" --rdzv_backend c10d --rdzv_endpoint {head}:29500')
     extra = f" --num_processes {int(processes)}" if processes else ""
-    return f"accelerate launch --config_file {shlex.quote(accelerate_config())}{extra}"
+    # the config file is the rule's input (set as $ACCELERATE_CFG by the rule): paths stay out of
+    # params, so a moved checkout is not a changed parameter
+    return f'accelerate launch --config_file "$ACCELERATE_CFG"{extra}'
 
 
 def spec_for(candidate):

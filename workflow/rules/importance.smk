@@ -22,7 +22,7 @@ rule estimate_importance:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.importance"
+        "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.importance"
         " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
         " --sharding {params.sharding:q} --out {output:q} > {log:q} 2>&1"
 
