@@ -87,7 +87,7 @@ class ModelSource:
         if self.from_package or self.name_or_path.startswith(BUILTIN_PREFIX) or Path(self.name_or_path).expanduser().exists():
             return None
         if _offline() and not _in_hub_cache(self.name_or_path, self.revision):
-            return (f"model.name_or_path: {self.name_or_path!r} is not a local folder and not in the Hugging Face cache, and "
+            return (f"model.name_or_path: {self.name_or_path!r}: no local folder of that name was found, it is not in the Hugging Face cache, and "
                     "HF_HUB_OFFLINE=1 forbids downloading it: prepare_model will fail until it is downloaded (or give a local folder)")
         return None
 

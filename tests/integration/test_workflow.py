@@ -190,7 +190,7 @@ def test_changing_training_settings_retrains_every_candidate(smoke):
         ({"training": {"learning_rate": "fast"}}, "training.learning_rate: 'fast' is not of type 'number'"),
         ({"training": {"max_steps": 4, "batch_size": 2}}, "training: unknown key(s) 'batch_size'"),
         ({"candidates": [{"layers": "q2", "modules": "attn"}]}, "unknown module set 'attn'"),
-        ({"model": {"name_or_path": "models/llama-8b"}}, "model.name_or_path: local folder 'models/llama-8b' not found"),
+        ({"model": {"name_or_path": "./models/llama-8b"}}, "model.name_or_path: local folder './models/llama-8b' not found"),
         ({"versatility": {"local_tasks": {"vk_world": "data/versatility/vk_world.jsonl"}, "groups": {"knowledge": ["vk_world", "mmlux"]}}},
          "versatility.groups.knowledge: unknown lm-eval task 'mmlux'"),
         ({"speciality": {"train": ["data/versatility/vk_world.jsonl"], "tasks": {"arith": {"test": "data/speciality/arith/test.jsonl"}}}},
