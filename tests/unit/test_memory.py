@@ -19,37 +19,30 @@ def _shape(model) -> ModelShape:
 
 
 @pytest.mark.parametrize("trained", [FULL_SFT, FFN_Q2], ids=["full", "ffn-q2"])
-def test_static_terms_equal_the_tensors_of_a_real_step(tiny_llama, tiny_rows, trained):
+def test_static_terms_equal_the_tensors_of_a_real_step(tiny_llama, tiny_rows, trained, monkeypatch):
     model, tokenizer = tiny_llama
     shape = _shape(model)
     assert shape.params() == regions.count_parameters(model)
-    names = regions.select_parameters(model, None if trained is FULL_SFT else trained.layer_range,
-                                      "all" if trained is FULL_SFT else "ffn")
-    regions.freeze_all_but(model, names)
-    captured = {}
+    full = trained is FULL_SFT
+    regions.freeze_all_but(model, regions.select_parameters(model, None if full else trained.layer_range, "all" if full else "ffn"))
+    seen = {}
 
-    def capture(step, _record):  # after the step: gradients were freed, moments exist
-        captured["optimizer"] = sum(v.numel() * v.element_size() for s in optimizer_state(model) for v in s.values() if v.ndim > 0)
+    def count_gradients(m):  # the loop's hook: after accumulation, before the step
+        seen["gradients"] = sum(p.grad.numel() * p.grad.element_size() for p in m.parameters() if p.grad is not None)
 
-    def optimizer_state(m):
-        return [captured["opt"].state[p] for p in m.parameters() if p in captured["opt"].state]
+    def keep_optimizer(init):
+        def wrapped(self, *args, **kwargs):
+            init(self, *args, **kwargs)
+            seen["optimizer"] = self
+        return wrapped
 
-    original = torch.optim.AdamW.step
-
-    def step(self, *args, **kwargs):
-        captured["opt"] = self
-        captured["gradients"] = sum(p.grad.numel() * p.grad.element_size() for g in self.param_groups for p in g["params"])
-        return original(self, *args, **kwargs)
-
-    torch.optim.AdamW.step = step
-    try:
-        train(model, tiny_rows, TrainSettings(max_steps=1, micro_batch_size=4), Accelerator(cpu=True), tokenizer.pad_token_id,
-              on_step=capture)
-    finally:
-        torch.optim.AdamW.step = original
+    monkeypatch.setattr(torch.optim.AdamW, "__init__", keep_optimizer(torch.optim.AdamW.__init__))
+    train(model, tiny_rows, TrainSettings(max_steps=1, micro_batch_size=4), Accelerator(cpu=True), tokenizer.pad_token_id,
+          grad_transform=count_gradients)
+    moments = sum(v.numel() * v.element_size() for state in seen["optimizer"].state.values() for v in state.values() if v.ndim > 0)
     expected = plan(shape, trained, precision="fp32")
     assert expected.parameters == sum(p.numel() * p.element_size() for p in model.parameters())
-    assert expected.gradients == captured["gradients"] and expected.optimizer == captured["optimizer"]
+    assert expected.gradients == seen["gradients"] and expected.optimizer == moments
 
 
 def test_sharding_and_offload_divide_and_move_the_static_terms():
