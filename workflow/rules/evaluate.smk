@@ -12,6 +12,8 @@ rule evaluate_candidate:
         evaluation=EVALUATION,
         code=code_hash("cofitune.stages.evaluate:evaluate_candidate"),
     threads: all_cores()
+    resources:
+        gpu=config["gpus"]["evaluate"],
     log:
         log_file("evaluate/{candidate}"),
     benchmark:

@@ -15,6 +15,8 @@ rule estimate_importance:
         launch=launcher(),
         code=code_hash("cofitune.stages.importance:main"),
     threads: all_cores()
+    resources:
+        gpu=config["gpus"]["importance"],
     log:
         log_file("importance/{source}"),
     benchmark:

@@ -25,7 +25,7 @@ rule train_candidate:
         code=code_hash("cofitune.stages.train:main"),
     threads: all_cores()
     resources:
-        gpu=0,
+        gpu=config["gpus"]["train"],
     log:
         log_file("train/{candidate}"),
     benchmark:
