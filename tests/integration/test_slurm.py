@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from cofitune import io
 from tests.integration import slurm_cluster
 from tests.integration.helpers import REPO, describe_failure, scratch_workdir, snakemake, table_differences, variant
-from cofitune import io
 
 pytestmark = pytest.mark.integration
 
