@@ -15,6 +15,19 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/deliver.smk"
+
+# Seconds of bookkeeping on small files: on a cluster they run in the submitting Snakemake
+# instead of waiting in the queue (every model-loading rule is submitted).
+localrules:
+    all,
+    make_tasks,
+    combine_importance,
+    tabulate_importance,
+    decide_level,
+    aggregate_tables,
+    summarise_results,
+    plot_results,
 
 
 rule all:
@@ -24,5 +37,6 @@ rule all:
         SUMMARY,
         PLOTS,
         IMPORTANCE_OUTPUTS,
+        deliverables(),
         # known up front, so baselines run alongside the search instead of after it:
         [eval_metrics(c) for c in [BASE_ID, *CANDIDATE_SPECS]],
