@@ -50,6 +50,8 @@ SEARCH_TRACE = RESULTS / "tables" / "search_trace.parquet"
 IMPORTANCE_TABLE = RESULTS / "tables" / "importance.parquet"
 COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
 PLOTS = [RESULTS / "plots" / "tradeoff.png", RESULTS / "plots" / "loss_curves.png"]
+FINAL_DIR = RESULTS / "final"  # the CoFiTune model as a Hugging Face folder (with a search only)
+EXPORT_DIR = RESULTS / "export"  # its region for other trainers
 
 
 def train_dir(candidate):
@@ -188,6 +190,11 @@ def evaluated_candidates(wildcards=None):
     if SEARCH_LEVELS:
         ids.append(final_candidate())
     return list(dict.fromkeys(ids))
+
+
+def deliverables():
+    """The hand-off of a search: the final model and its region for other trainers."""
+    return [FINAL_DIR] if SEARCH_LEVELS else []
 
 
 def trained_candidates(wildcards=None):
