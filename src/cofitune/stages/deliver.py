@@ -12,14 +12,15 @@ import pyarrow as pa
 import torch
 
 from cofitune import io
-from cofitune.candidates import BASE
+from cofitune.candidates import BASE_ID
+from cofitune.methods import Method
 from cofitune.modeling import save_model
 from cofitune.records import TrainRecord
 from cofitune.stages.common import load_candidate_model
 
 log = logging.getLogger(__name__)
 
-REFERENCE_ROWS = (BASE, "full_sft")  # shown under the final model in its card
+REFERENCE_ROWS = (BASE_ID, str(Method.FULL_SFT))  # shown under the final model in its card
 
 
 def base_dtype(model_dir: str | Path) -> torch.dtype:
