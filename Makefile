@@ -22,6 +22,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all
 	$(BIN)/cofitune summary results/tables/summary.parquet
+	@echo "Final model (Hugging Face folder, model card, region.json): $(CURDIR)/results/final"
+	@echo "Its region for axolotl, PEFT and torchtune: $(CURDIR)/results/export"
 
 quick: $(STAMP)
 	PATH="$(BIN):$$PATH" snakemake --cores all --configfile config.yaml workflow/presets/quick.yaml

@@ -16,6 +16,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/deliver.smk"
+include: "workflow/rules/report.smk"
 
 # Seconds of bookkeeping on small files: on a cluster they run in the submitting Snakemake
 # instead of waiting in the queue (every model-loading rule is submitted).
@@ -28,6 +29,9 @@ localrules:
     aggregate_tables,
     summarise_results,
     plot_results,
+    draw_search_tree,
+    render_summary_page,
+    render_model_card_page,
 
 
 rule all:
@@ -37,6 +41,7 @@ rule all:
         SUMMARY,
         PLOTS,
         IMPORTANCE_OUTPUTS,
+        SUMMARY_PAGE,
         deliverables(),
         # known up front, so baselines run alongside the search instead of after it:
         [eval_metrics(c) for c in [BASE_ID, *CANDIDATE_SPECS]],

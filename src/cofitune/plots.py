@@ -1,4 +1,4 @@
-"""Pictures for people: importance heatmaps (and, later, the trade-off scatter and loss curves)."""
+"""Pictures for people: importance heatmaps, the trade-off scatter, loss curves and the search tree."""
 
 from __future__ import annotations
 
@@ -129,3 +129,48 @@ def loss_curves(histories: dict[str, list[dict]], out_file: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(out_file, format="png")
     plt.close(fig)
+
+
+def search_tree(trace: list[dict], final: dict | None, out_file: str | Path, fmt: str = "svg") -> None:
+    """The coarse search as a tree: one row per level, each contender a box with its scores, edges
+    from the node the previous level kept; the kept path in green, ending in the final model."""
+    levels = sorted({row["level"] for row in trace})
+    width = max(len([r for r in trace if r["level"] == k]) for k in levels)
+    fig, ax = plt.subplots(figsize=(max(7.0, 3.2 * width), 1.7 * (len(levels) + 2)), dpi=110)
+    positions = {("root", 0): (0.0, 0.0)}
+    _tree_box(ax, (0.0, 0.0), "whole model\n(all layers, all modules)", chosen=True)
+    parent_at = (0.0, 0.0)
+    for k in levels:
+        contenders = [r for r in trace if r["level"] == k]
+        kept_at = parent_at
+        for i, row in enumerate(contenders):
+            at = ((i - (len(contenders) - 1) / 2) * 3.0, -1.6 * k)
+            positions[(row["node"], k)] = at
+            ax.plot([parent_at[0], at[0]], [parent_at[1] - 0.35, at[1] + 0.35], color="#2ca02c" if row["chosen"] else "#bbbbbb",
+                    lw=2.2 if row["chosen"] else 1.0, zorder=1)
+            text = f"{row['layer_range']} {row['module_set']}\nUni. {row['uni']:.1f}  (Spe. {row['spe']:.1f}, Ver. {row['ver']:.1f})"
+            _tree_box(ax, at, text, chosen=row["chosen"])
+            if row["chosen"]:
+                kept_at = at
+        ax.text(-1.5 * width - 0.6, -1.6 * k, f"level {k}", ha="right", va="center", fontsize=9, color="#555555")
+        parent_at = kept_at
+    if final is not None:
+        at = (parent_at[0], -1.6 * (len(levels) + 1))
+        ax.plot([parent_at[0], at[0]], [parent_at[1] - 0.35, at[1] + 0.35], color="#2ca02c", lw=2.2, ls="--", zorder=1)
+        mask = " + soft-mask" if final["softmask"] else ""
+        _tree_box(ax, at, f"CoFiTune: {final['layer_range']} {final['module_set']}{mask}\nUni. {final['uni']:.1f}  "
+                          f"(Spe. {final['spe']:.1f}, Ver. {final['ver']:.1f})", chosen=True, final=True)
+    ax.set_xlim(-1.5 * width - 1.6, 1.5 * width + 0.2)
+    ax.set_ylim(-1.6 * (len(levels) + 1) - 0.6, 0.6)
+    ax.axis("off")
+    ax.set_title("Coarse search: each level's contenders, the kept node in green (Uni. = Spe. + Ver.)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_file, format=fmt)
+    plt.close(fig)
+
+
+def _tree_box(ax, at: tuple[float, float], text: str, chosen: bool, final: bool = False) -> None:
+    face = "#c7e9c0" if final else ("#e5f5e0" if chosen else "#f4f4f4")
+    edge = "#2ca02c" if chosen else "#999999"
+    ax.text(*at, text, ha="center", va="center", fontsize=8, zorder=2,
+            bbox={"boxstyle": "round,pad=0.45", "facecolor": face, "edgecolor": edge, "linewidth": 2.0 if chosen else 0.8})

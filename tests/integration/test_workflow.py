@@ -46,14 +46,6 @@ def _final(workdir):
     return next(r["candidate"] for r in _rows(workdir, "summary") if r["cofitune"])
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    workdir = scratch_workdir(tmp_path_factory.mktemp("smoke"))
-    proc = snakemake(workdir)
-    assert proc.returncode == 0, describe_failure(proc, workdir)
-    return workdir
-
-
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
     rows = {r["candidate"]: r for r in table.to_pylist()}
@@ -278,14 +270,6 @@ def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trai
     jobs = planned_jobs(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (jobs["train_candidate"], jobs["evaluate_candidate"]) == (trainings, evaluations)
-
-
-def test_report_is_one_html_file(smoke, tmp_path):
-    report = tmp_path / "report.html"
-    proc = snakemake(smoke, "--report", str(report), cores=None)  # as a user types it: no --cores
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    html = report.read_text(errors="replace")
-    assert html.lstrip().lower().startswith("<!doctype html") and "tradeoff.png" in html
 
 
 def test_lint_is_clean(tmp_path):

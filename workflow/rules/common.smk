@@ -22,7 +22,7 @@ from cofitune.configuration import check_config, check_inputs, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
 from cofitune.records import LevelDecision
-from cofitune.tasks import SPECIALITY_PREFIX
+from cofitune.stages.evaluate import evaluation_settings
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 check_config(config, read_yaml(SCHEMA))  # concise errors naming the key, before any job is planned
@@ -52,6 +52,9 @@ COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
 PLOTS = [RESULTS / "plots" / "tradeoff.png", RESULTS / "plots" / "loss_curves.png"]
 FINAL_DIR = RESULTS / "final"  # the CoFiTune model as a Hugging Face folder (with a search only)
 EXPORT_DIR = RESULTS / "export"  # its region for other trainers
+SEARCH_TREE = RESULTS / "plots" / "search_tree.svg"
+SUMMARY_PAGE = RESULTS / "report" / "summary.html"
+MODEL_CARD_PAGE = RESULTS / "report" / "model_card.html"
 
 
 def train_dir(candidate):
@@ -107,14 +110,7 @@ IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciali
 USES_SOFTMASK = SEARCH["final_softmask"] and bool(SEARCH_LEVELS) or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
 IMPORTANCE_OUTPUTS = [IMPORTANCE_TABLE] if USES_SOFTMASK else []
 
-EVALUATION = {
-    **config["evaluation"],
-    "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
-    "groups": config["versatility"]["groups"],
-    "metrics": config["versatility"]["metrics"],
-    "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
-    "seed": config["seed"],
-}
+EVALUATION = evaluation_settings(config)
 
 
 def all_cores():
@@ -193,8 +189,9 @@ def evaluated_candidates(wildcards=None):
 
 
 def deliverables():
-    """The hand-off of a search: the final model and its region for other trainers."""
-    return [FINAL_DIR] if SEARCH_LEVELS else []
+    """What a search hands over: the final model, its region for other trainers, and the report's
+    pictures and pages of both."""
+    return [FINAL_DIR, SEARCH_TREE, MODEL_CARD_PAGE] if SEARCH_LEVELS else []
 
 
 def trained_candidates(wildcards=None):

@@ -10,6 +10,19 @@ from typing import Any
 from cofitune import io, regions
 from cofitune.records import EvalRecord
 from cofitune.stages.common import load_candidate_model, resolve_device
+from cofitune.tasks import SPECIALITY_PREFIX
+
+
+def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What every evaluating and scoring rule needs of a (validated) config, in one JSON-able dict."""
+    return {
+        **config["evaluation"],
+        "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
+        "groups": config["versatility"]["groups"],
+        "metrics": config["versatility"]["metrics"],
+        "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
+        "seed": config["seed"],
+    }
 
 
 def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path):

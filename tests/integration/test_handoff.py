@@ -1,0 +1,51 @@
+"""The hand-off of the smoke run: the final model folder and the region exports."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from snakemake.utils import validate
+from transformers import AutoModelForCausalLM
+
+from cofitune import io
+from cofitune.stages.evaluate import evaluate_candidate, evaluation_settings
+from tests.integration.helpers import PRESETS, REPO
+
+pytestmark = pytest.mark.integration
+
+
+def _final_id(workdir):
+    summary = pq.read_table(workdir / "results" / "tables" / "summary.parquet").to_pylist()
+    return next(r["candidate"] for r in summary if r["cofitune"])
+
+
+def test_the_final_model_reloads_with_exactly_the_trained_region(smoke):
+    final_dir, candidate = smoke / "results" / "final", _final_id(smoke)
+    trained = io.load_tensors(smoke / "results" / "train" / candidate / "trained.safetensors")
+    base = AutoModelForCausalLM.from_pretrained(smoke / "results" / "model" / "base")
+    final = AutoModelForCausalLM.from_pretrained(final_dir)
+    assert final.dtype == base.dtype
+    for name, value in final.named_parameters():
+        assert torch.equal(value, trained[name] if name in trained else base.get_parameter(name)), name
+    region = json.loads((final_dir / "region.json").read_text())
+    assert region["candidate"] == candidate and sorted(region["trainable_tensors"]) == sorted(trained)
+    card = (final_dir / "README.md").read_text()
+    assert f"# {candidate}: CoFiTune fine-tune of builtin:tiny-llama" in card and "| **CoFiTune**" in card
+    assert {"config.json", "generation_config.json", "model.safetensors", "tokenizer.json"} <= {p.name for p in final_dir.iterdir()}
+
+
+def test_the_final_model_scores_what_its_evaluation_job_scored(smoke, tmp_path, monkeypatch):
+    monkeypatch.chdir(smoke)  # the config's paths are relative to the run's working directory
+    config = io.read_yaml(PRESETS / "smoke.yaml")
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults, as the workflow does
+    candidate = _final_id(smoke)
+    evaluate_candidate(smoke / "results" / "final", None, smoke / "results" / "tasks", evaluation_settings(config),
+                       candidate, tmp_path / "metrics.json", tmp_path / "samples.parquet")
+    again = pq.read_table(tmp_path / "samples.parquet").to_pylist()
+    recorded = pq.read_table(smoke / "results" / "eval" / candidate / "samples.parquet").to_pylist()
+    assert len(again) == len(recorded) > 0
+    assert [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in again] == \
+           [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in recorded]
