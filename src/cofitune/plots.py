@@ -165,7 +165,8 @@ def search_tree(trace: list[dict], final: dict | None, out_file: str | Path, fmt
     ax.axis("off")
     ax.set_title("Coarse search: each level's contenders, the kept node in green (Uni. = Spe. + Ver.)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out_file, format=fmt)
+    with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: searchable, and crisp at any zoom
+        fig.savefig(out_file, format=fmt, metadata={"Date": None} if fmt == "svg" else None)  # no timestamp
     plt.close(fig)
 
 

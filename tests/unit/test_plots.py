@@ -22,3 +22,21 @@ def test_models_with_identical_scores_share_a_label(tmp_path):
     out = tmp_path / "tradeoff.png"
     tradeoff_scatter(rows, out, "chat")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_search_tree_draws_every_contender_and_the_final_model(tmp_path):
+    from cofitune.plots import search_tree
+
+    def node(level, name, chosen, uni):
+        layers, modules = name.split("_")
+        return {"level": level, "node": name, "layer_range": layers, "module_set": modules, "spe": uni / 2,
+                "ver": uni / 2, "uni": uni, "chosen": chosen}
+
+    trace = [node(1, "0-0.5_mha+ffn", False, 70.0), node(1, "0.5-1_mha+ffn", True, 80.0),
+             node(2, "0.5-0.75_mha+ffn", True, 90.0), node(2, "0.75-1_mha+ffn", False, 85.5)]
+    final = {"layer_range": "0.5-0.75", "module_set": "mha+ffn", "softmask": True, "spe": 46.0, "ver": 46.0, "uni": 92.0}
+    search_tree(trace, final, tmp_path / "tree.svg")
+    svg = (tmp_path / "tree.svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    for text in ("level 1", "level 2", "0-0.5 mha+ffn", "0.75-1 mha+ffn", "Uni. 85.5", "CoFiTune: 0.5-0.75 mha+ffn + soft-mask"):
+        assert text in svg, text
