@@ -1,5 +1,8 @@
+from pathlib import Path
+
 from cofitune.logs import logged_to
 from cofitune.stages.report import render_page
 
 with logged_to(snakemake.log[0]):
-    render_page(snakemake.input[0], snakemake.params.title, snakemake.output[0])
+    source = Path(snakemake.input[0])  # the summary's Markdown, or the final model's folder
+    render_page(source / "README.md" if source.is_dir() else source, snakemake.params.title, snakemake.output[0])
