@@ -123,7 +123,7 @@ def _sections(final: FinalModel) -> list[str]:
 
 
 def _indices(indices: Sequence[int]) -> str:
-    if indices and list(indices) == list(range(indices[0], indices[-1] + 1)):
+    if len(indices) > 1 and list(indices) == list(range(indices[0], indices[-1] + 1)):
         return f"{indices[0]}-{indices[-1]}"
     return ", ".join(map(str, indices))
 
