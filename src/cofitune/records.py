@@ -91,6 +91,7 @@ class TrainRecord(Record):
 @dataclass(frozen=True)
 class EvalRecord(Record):
     KIND: ClassVar[str] = "eval_metrics"
+    VERSION: ClassVar[int] = 2
 
     candidate: str
     metrics: list[dict[str, Any]]  # one row per (format, task): format, task, metric, value in [0, 1], n
@@ -99,6 +100,8 @@ class EvalRecord(Record):
     device: str
     wall_seconds: float
     total_params: int  # of the evaluated model (the base model's size for every candidate)
+    kl_base: float | None  # mean KL(base || model) per token on the importance data (None: not measured)
+    kl_tokens: int
 
 
 @dataclass(frozen=True)

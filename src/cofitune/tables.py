@@ -13,6 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from cofitune.candidates import BASE_ID
 from cofitune.methods import Method
 from cofitune.provenance import config_hash, package_versions
 from cofitune.records import EvalRecord, LevelDecision, TrainRecord
@@ -36,6 +37,7 @@ FIXED_SCHEMA = pa.schema(
         ("spe", pa.float64()),
         ("ver", pa.float64()),
         ("uni", pa.float64()),
+        ("kl_base", pa.float64()),
         ("rank_format", pa.string()),
         ("eval_batch_size", pa.int64()),
         ("eval_limit", pa.float64()),
@@ -77,6 +79,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "train_target_tokens": trained.target_tokens,
         "train_wall_seconds": trained.wall_seconds,
         "final_loss": trained.final_loss,  # null for the base model and Wise-FT
+        "kl_base": evaluated.kl_base,  # forgetting signal: KL(base || model) per token on the importance data
         "rank_format": evaluation["rank_format"],
         "eval_batch_size": evaluated.batch_size,
         "eval_limit": evaluated.limit,
@@ -156,7 +159,7 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
             "candidate": r["candidate"], "label": label, "method": r["method"], "layer_range": r["layer_range"],
             "module_set": r["module_set"], "softmask": r["softmask"], "trainable_params": r["trainable_params"],
             "trainable_fraction": r["trainable_fraction"], "train_wall_seconds": r["train_wall_seconds"],
-            "spe": r["spe"], "ver": r["ver"], "uni": r["uni"],
+            "spe": r["spe"], "ver": r["ver"], "uni": r["uni"], "kl_base": r["kl_base"],
             "ver_retention": r["ver"] / base["ver"] if base["ver"] else None, "spe_gain_ratio": gain,
             "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id,
         }
@@ -193,10 +196,14 @@ def _interval(row: Mapping[str, Any], metric: str, fmt: str) -> str:
     return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
+def _number(value: float | None, fmt: str) -> str:
+    return "" if value is None else fmt.format(value)
+
+
 def markdown_report(summary: pa.Table) -> str:
     """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals."""
-    header = "| model | region | trained | Spe. | Ver. | Uni. | Ver. kept | Spe. gain | train s |"
-    lines = [header, "|---|---|---|---|---|---|---|---|---|"]
+    header = "| model | region | trained | Spe. | Ver. | Uni. | KL | Ver. kept | Spe. gain | train s |"
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.to_pylist():
         region = f"{row['layer_range']} {row['module_set']}".strip() + (" +mask" if row["softmask"] else "")
         name = f"**{row['label']}**" if row["cofitune"] else row["label"]
@@ -205,11 +212,25 @@ def markdown_report(summary: pa.Table) -> str:
         lines.append(
             f"| {name}{' *' if row['pareto'] else ''} | {region} | {row['trainable_fraction']:.1%} | "
             f"{_interval(row, 'spe', '{:.1f}')} | {_interval(row, 'ver', '{:.1f}')} | {_interval(row, 'uni', '{:.1f}')} | "
+            f"{_number(row.get('kl_base'), '{:.4f}')} | "
             f"{_interval(row, 'ver_retention', '{:.0%}')} | {_interval(row, 'spe_gain_ratio', '{:.0%}')} | {row['train_wall_seconds']:.0f} |"
         )
     lines.append("")
-    lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)).")
+    lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)). "
+                 "KL = mean KL(base || model) per token on the importance data (nats).")
+    rho, n = kl_forgetting_correlation(summary.to_pylist())
+    if n:
+        lines.append(f"Forgetting signal: Spearman rank correlation of KL with the Ver. drop (Ver.(base) - Ver.) = {rho:.2f} over {n} trained models.")
     return "\n".join(lines)
+
+
+def kl_forgetting_correlation(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
+    """(Spearman rho of KL(base || model) against the Ver. drop, number of models) over the trained models."""
+    from cofitune.forgetting import spearman
+
+    base = next((r for r in rows if r["candidate"] == BASE_ID), None)
+    pairs = [(r["kl_base"], base["ver"] - r["ver"]) for r in rows if base and r is not base and r.get("kl_base") is not None]
+    return (spearman(*zip(*pairs, strict=True)), len(pairs)) if len(pairs) >= 3 else (float("nan"), 0)
 
 
 def task_scores_markdown(intervals: Mapping[tuple[str, str, str], tuple[float, float, float, int]]) -> str:

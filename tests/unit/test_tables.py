@@ -15,7 +15,8 @@ CONFIG = {"seed": 7}
 def _evaluated(candidate, spe, ver):
     metrics = [{"format": "plain", "task": "spe_a", "metric": "acc,none", "value": spe, "n": 2},
                {"format": "plain", "task": "t", "metric": "acc,none", "value": ver, "n": 2}]
-    return EvalRecord(candidate=candidate, metrics=metrics, batch_size=8, limit=2, device="cpu", wall_seconds=1.0, total_params=100)
+    return EvalRecord(candidate=candidate, metrics=metrics, batch_size=8, limit=2, device="cpu", wall_seconds=1.0, total_params=100,
+                      kl_base=0.0 if candidate == "base" else 0.1, kl_tokens=10)
 
 
 def _trained(spec, params):
@@ -64,3 +65,16 @@ def test_the_search_trace_uses_the_tables_vocabulary_and_links_parents():
     ]
     rows = search_trace_table(levels).to_pylist()
     assert [(r["level"], r["parent"], r["layer_range"], r["chosen"]) for r in rows] == [(1, "", "0-0.5", True), (2, "0-0.5_mha+ffn", "0.25-0.5", True)]
+
+
+def test_the_forgetting_signal_is_judged_by_its_rank_correlation_with_the_ver_drop():
+    from cofitune.tables import kl_forgetting_correlation
+
+    rows = [{"candidate": "base", "ver": 60.0, "kl_base": 0.0}, {"candidate": "a", "ver": 58.0, "kl_base": 0.01},
+            {"candidate": "b", "ver": 50.0, "kl_base": 0.05}, {"candidate": "c", "ver": 40.0, "kl_base": 0.2},
+            {"candidate": "d", "ver": 55.0, "kl_base": None}]  # not measured: left out
+    assert kl_forgetting_correlation(rows) == (pytest.approx(1.0), 3)
+    rows[3]["kl_base"] = 0.001  # the largest drop now has the smallest KL
+    rho, n = kl_forgetting_correlation(rows)
+    assert n == 3 and rho == pytest.approx(-0.5)
+    assert kl_forgetting_correlation(rows[:3])[1] == 0  # two models: no correlation reported

@@ -107,6 +107,8 @@ SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels
 
 # Fine level: importance sources (default: the speciality training data, as the reference scripts).
 IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciality"]["train"]}
+# The forgetting signal's text: the importance data (general text by default), every source's files.
+KL_DATA = list(dict.fromkeys(f for files in IMPORTANCE_SOURCES.values() for f in files))
 USES_SOFTMASK = SEARCH["final_softmask"] and bool(SEARCH_LEVELS) or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
 IMPORTANCE_OUTPUTS = [IMPORTANCE_TABLE] if USES_SOFTMASK else []
 

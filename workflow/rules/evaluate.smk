@@ -5,6 +5,7 @@ rule evaluate_candidate:
         unpack(trained_tensors),
         model=MODEL_DIR,
         tasks=TASKS_DIR,
+        kl_data=KL_DATA,
     output:
         metrics=eval_metrics("{candidate}"),
         samples=eval_samples("{candidate}"),

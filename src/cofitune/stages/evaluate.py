@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from cofitune import io, regions
 from cofitune.records import EvalRecord
 from cofitune.stages.common import load_candidate_model, resolve_device
 from cofitune.tasks import SPECIALITY_PREFIX
+
+log = logging.getLogger(__name__)
 
 
 def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -43,7 +46,7 @@ def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path):
 
 def evaluate_candidate(
     model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
-    candidate_id: str, metrics_file: str | Path, samples_file: str | Path,
+    candidate_id: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
 ) -> None:
     from cofitune.evaluate import evaluate_model
     from cofitune.tables import samples_table
@@ -54,8 +57,33 @@ def evaluate_candidate(
     model.to(device)
     start = time.perf_counter()
     output = evaluate_model(model, tokenizer, plan, device=device)
+    wall_seconds = time.perf_counter() - start
+    kl, kl_tokens = kl_from_base(model, tokenizer, model_dir, trained_file, kl_files, evaluation, device)
     io.write_parquet(samples_file, samples_table(candidate_id, output.samples))
     EvalRecord(
         candidate=candidate_id, metrics=output.metrics, batch_size=plan.batch_size, limit=plan.limit, device=device,
-        wall_seconds=time.perf_counter() - start, total_params=regions.count_parameters(model),
+        wall_seconds=wall_seconds, total_params=regions.count_parameters(model), kl_base=kl, kl_tokens=kl_tokens,
     ).write(metrics_file)
+
+
+def kl_from_base(
+    model, tokenizer, model_dir: str | Path, trained_file: str | Path | None, files: Sequence[str | Path],
+    evaluation: Mapping[str, Any], device: str,
+) -> tuple[float | None, int]:
+    """Mean KL(base || model) per token on the first `kl_examples` examples of `files` (0 for the base model)."""
+    from cofitune.data import collate, tokenize_examples, validate_file
+    from cofitune.forgetting import mean_token_kl
+
+    n = evaluation.get("kl_examples", 0)
+    if not n or not files:
+        return None, 0
+    if trained_file is None:
+        return 0.0, 0  # the base model itself
+    examples = [ex for path in files for ex in validate_file(path)][:n]
+    rows, _ = tokenize_examples(tokenizer, examples, evaluation["kl_max_length"], loss_on="all")
+    size = evaluation["batch_size"]
+    batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
+    base, _ = load_candidate_model(model_dir, None)
+    kl, tokens = mean_token_kl(base.to(device), model, batches, device)
+    log.info("KL(base || model) = %.5f nats per token over %d tokens of %d examples", kl, tokens, len(rows))
+    return kl, tokens
