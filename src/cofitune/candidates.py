@@ -103,7 +103,7 @@ def candidate_from_spec(spec: Mapping[str, Any]) -> Candidate:
     if method is Method.REGION:
         candidate = _region(spec)
     else:
-        options = {k: v for k, v in spec.items() if k not in ("id", "method")}
+        options = {k: v for k, v in spec.items() if k not in ("id", "method", "training")}
         layer_range, module_set = (None, "all") if method is Method.L2 else (None, "")
         candidate_id = spec.get("id") or method.recipe.default_id(options)
         candidate = Candidate(candidate_id, method, layer_range, module_set, options=options)

@@ -53,7 +53,16 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
-    return errors + gpu_errors(config)
+    return errors + gpu_errors(config) + learning_rate_errors(config)
+
+
+def learning_rate_errors(config: Mapping[str, Any]) -> list[str]:
+    """Full SFT's extra learning rates must differ from the one full_sft itself trains at."""
+    extra = config.get("baselines", {}).get("full_sft")
+    default = config.get("training", {}).get("learning_rate", 3e-4)
+    if isinstance(extra, list) and default in extra:
+        return [f"baselines.full_sft: {default:g} is training.learning_rate, at which full_sft already trains; list only other rates"]
+    return []
 
 
 def gpu_errors(config: Mapping[str, Any]) -> list[str]:

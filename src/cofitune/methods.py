@@ -80,7 +80,8 @@ class Recipe:
         return {n: p for n, p in net.named_parameters() if n in keep}
 
     def display(self, candidate_id: str) -> str:
-        return self.label
+        lr = lr_of_variant(candidate_id)
+        return self.label if lr is None else f"{self.label} (lr {lr:g})"
 
 
 class BaseRecipe(Recipe):
@@ -195,6 +196,23 @@ class WiseFtRecipe(Recipe):
         return f"Wise-FT ({candidate_id.removeprefix('wise_ft_')})"
 
 
+LR_SUFFIX = "_lr"
+
+
+def lr_variant_id(candidate_id: str, learning_rate: float) -> str:
+    """The id of a candidate trained at another learning rate: full_sft -> full_sft_lr0.0001."""
+    return f"{candidate_id}{LR_SUFFIX}{learning_rate:g}"
+
+
+def lr_of_variant(candidate_id: str) -> float | None:
+    """The learning rate a variant id names, or None for an id that names none."""
+    _, sep, value = candidate_id.rpartition(LR_SUFFIX)
+    try:
+        return float(value) if sep else None
+    except ValueError:
+        return None
+
+
 RECIPES: dict[Method, Recipe] = {
     Method.BASE: BaseRecipe(),
     Method.FULL_SFT: RegionRecipe("Full SFT", is_search_node=False),
@@ -212,8 +230,12 @@ RECIPES: dict[Method, Recipe] = {
 def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The config's `baselines` switches -> candidate specs, in a fixed order."""
     specs: list[dict[str, Any]] = []
-    if baselines.get("full_sft", True):
+    full_sft = baselines.get("full_sft", True)
+    if full_sft:
         specs.append({"layers": "all", "modules": "all"})
+    for lr in full_sft if isinstance(full_sft, list) else []:  # the same training at other learning rates
+        specs.append({"layers": "all", "modules": "all", "id": lr_variant_id(Method.FULL_SFT.value, lr),
+                      "training": {"learning_rate": lr}})
     if baselines.get("v_softmask", True):
         specs.append({"layers": "all", "modules": "all", "softmask": True})
     lora = baselines.get("lora", {})

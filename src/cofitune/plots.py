@@ -51,14 +51,16 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     fig, ax = plt.subplots(figsize=(8.5, 6.0), dpi=110)
     for row in rows:
         node = Method(row["method"]).recipe.is_search_node
-        marker, colour, size = STYLE.get(row["label"], ("o", "#1f77b4" if node else "#ff7f0e", 45))
+        marker, colour, size = STYLE.get(row["label"].split(" (")[0], ("o", "#1f77b4" if node else "#ff7f0e", 45))
         ax.errorbar(row["ver"], row["spe"], xerr=_err(row, "ver"), yerr=_err(row, "spe"), fmt="none", ecolor=colour, alpha=0.3, lw=1, zorder=2)
         ax.scatter(row["ver"], row["spe"], marker=marker, s=size, color=colour, edgecolor="black", linewidth=0.5, zorder=3)
+    _full_sft_curve(ax, rows)
     ax.autoscale_view()
     xlim, ylim = ax.get_xlim(), ax.get_ylim()
     front = sorted({(r["ver"], r["spe"]) for r in rows if r["pareto"]})
     if front:
         ax.plot(*_staircase(front, xlim[0], ylim[0]), "--", color="#2ca02c", alpha=0.6, lw=1.3, label="Pareto front", zorder=1)
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower left", fontsize=8)
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
@@ -70,6 +72,16 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     fig.tight_layout()
     fig.savefig(out_file, format="png")
     plt.close(fig)
+
+
+def _full_sft_curve(ax, rows: list[dict]) -> None:
+    """Full SFT over its learning rates, joined lowest to highest: how much forgetting a smaller rate avoids."""
+    from cofitune.tables import full_sft_rows
+
+    curve = full_sft_rows(rows)
+    if len(curve) > 1:
+        ax.plot([r["ver"] for r in curve], [r["spe"] for r in curve], "-", color=STYLE["Full SFT"][1], alpha=0.5, lw=1.2,
+                label="full SFT over learning rates", zorder=1)
 
 
 def shared_labels(rows: list[dict]) -> dict[tuple[float, float], str]:

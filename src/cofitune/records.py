@@ -51,6 +51,7 @@ class Record:
 @dataclass(frozen=True)
 class TrainRecord(Record):
     KIND: ClassVar[str] = "train_metrics"
+    VERSION: ClassVar[int] = 2
 
     candidate: str
     method: str
@@ -75,6 +76,7 @@ class TrainRecord(Record):
     softmask_tensors: int
     softmask_parts: list[str]
     seed: int
+    learning_rate: float | None  # peak learning rate (None: not trained)
     history: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
@@ -84,7 +86,7 @@ class TrainRecord(Record):
             **describe, options=options, layer_indices=layer_indices, trainable_tensors=0, trainable_params=0,
             total_params=total_params, steps=0, resumed_from_step=0, final_loss=None, input_tokens=0, target_tokens=0,
             wall_seconds=0.0, tokens_per_second=0.0, precision="", processes=0, sharding="none", softmask_tensors=0, softmask_parts=[],
-            seed=seed, history=[],
+            seed=seed, learning_rate=None, history=[],
         )
 
 

@@ -29,6 +29,7 @@ FIXED_SCHEMA = pa.schema(
         ("softmask", pa.bool_()),
         ("trainable_params", pa.int64()),
         ("trainable_fraction", pa.float64()),
+        ("learning_rate", pa.float64()),
         ("train_steps", pa.int64()),
         ("train_input_tokens", pa.int64()),
         ("train_target_tokens", pa.int64()),
@@ -74,6 +75,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "softmask": trained.softmask,
         "trainable_params": trained.trainable_params,
         "trainable_fraction": trained.trainable_params / evaluated.total_params,
+        "learning_rate": trained.learning_rate,
         "train_steps": trained.steps,
         "train_input_tokens": trained.input_tokens,
         "train_target_tokens": trained.target_tokens,
@@ -158,7 +160,8 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
         row = {
             "candidate": r["candidate"], "label": label, "method": r["method"], "layer_range": r["layer_range"],
             "module_set": r["module_set"], "softmask": r["softmask"], "trainable_params": r["trainable_params"],
-            "trainable_fraction": r["trainable_fraction"], "train_wall_seconds": r["train_wall_seconds"],
+            "trainable_fraction": r["trainable_fraction"], "learning_rate": r["learning_rate"],
+            "train_wall_seconds": r["train_wall_seconds"],
             "spe": r["spe"], "ver": r["ver"], "uni": r["uni"], "kl_base": r["kl_base"],
             "ver_retention": r["ver"] / base["ver"] if base["ver"] else None, "spe_gain_ratio": gain,
             "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id,
@@ -218,10 +221,38 @@ def markdown_report(summary: pa.Table) -> str:
     lines.append("")
     lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)). "
                  "KL = mean KL(base || model) per token on the importance data (nats).")
+    lines += comparison_lines(summary.to_pylist())
     rho, n = kl_forgetting_correlation(summary.to_pylist())
     if n:
         lines.append(f"Forgetting signal: Spearman rank correlation of KL with the Ver. drop (Ver.(base) - Ver.) = {rho:.2f} over {n} trained models.")
     return "\n".join(lines)
+
+
+def full_sft_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Full SFT at each of its learning rates, lowest first (a curve in the Spe.-Ver. plane)."""
+    full = [r for r in rows if r["method"] == Method.FULL_SFT.value]
+    return sorted(full, key=lambda r: (r["learning_rate"] is None, r["learning_rate"] or 0.0))
+
+
+def matched_full_sft(rows: Sequence[Mapping[str, Any]], spe: float) -> Mapping[str, Any] | None:
+    """The full-SFT run whose Spe. is closest to `spe` (ties: the lower learning rate)."""
+    full = full_sft_rows(rows)
+    return min(full, key=lambda r: abs(r["spe"] - spe)) if full else None
+
+
+def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """CoFiTune against full SFT at the default learning rate and at matched speciality."""
+    final = next((r for r in rows if r["cofitune"]), None)
+    default = next((r for r in rows if r["candidate"] == Method.FULL_SFT.value), None)
+    if final is None or default is None:
+        return []
+    lines = []
+    matched = matched_full_sft(rows, final["spe"])
+    for what, ref in (("default learning rate", default), ("matched speciality", matched)):
+        lr = "" if ref["learning_rate"] is None else f", lr {ref['learning_rate']:g}"
+        lines.append(f"CoFiTune vs full SFT at {what} ({ref['label']}{lr}): "
+                     f"Spe. {final['spe'] - ref['spe']:+.1f}, Ver. {final['ver'] - ref['ver']:+.1f}, Uni. {final['uni'] - ref['uni']:+.1f}.")
+    return lines if matched is not default else lines[:1]
 
 
 def kl_forgetting_correlation(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:

@@ -30,7 +30,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-BASELINES = {"full_sft", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1"}
+BASELINES = {"full_sft", "full_sft_lr0.0003", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1"}
 TRAINED_BASELINES = BASELINES - {"wise_ft_0.5"}
 
 
@@ -139,7 +139,9 @@ def test_every_rule_wrote_its_log_and_benchmark(smoke):
     logs = {p.relative_to(smoke / "results" / "logs").as_posix() for p in (smoke / "results" / "logs").rglob("*.log")}
     assert {"prepare_model.log", "prepare_data.log", "make_tasks.log", "aggregate_tables.log", "train/full_sft.log",
             "evaluate/base.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log",
-            "search/level_1.log", "summarise_results.log", "plot_results.log", "train/wise_ft_0.5.log"} <= logs
+            "search/level_1.log", "summarise_results.log", "plot_results.log", "train/wise_ft_0.5.log",
+            "write_final_model.log", "export_region.log", "draw_search_tree.log", "render_summary_page.log",
+            "render_model_card_page.log"} <= logs
     assert "importance batch 4/4" in (smoke / "results" / "logs" / "importance" / "sft.log").read_text()
     assert "step 4/4" in (smoke / "results" / "logs" / "train" / "full_sft.log").read_text()  # progress is visible
     assert len(list((smoke / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
@@ -151,7 +153,9 @@ def test_a_finished_run_has_nothing_left_to_do(smoke):
 
 
 def test_forcing_one_node_reruns_it_and_its_dependents_only(smoke):
-    downstream = {"aggregate_tables": 1, "summarise_results": 1, "plot_results": 1, "all": 1}
+    # the tables, and what shows them: plots, report pages, the final model's card (its weights are rewritten too)
+    downstream = {"aggregate_tables": 1, "summarise_results": 1, "plot_results": 1, "draw_search_tree": 1,
+                  "render_summary_page": 1, "write_final_model": 1, "render_model_card_page": 1, "all": 1}
     proc = snakemake(smoke, "-n", "--forcerun", "results/eval/lora/metrics.json")
     assert planned_jobs(proc.stdout) == {"evaluate_candidate": 1, **downstream}, proc.stdout[-2000:]
     proc = snakemake(smoke, "-n", "--forcerun", "results/train/lora/trained.safetensors")
@@ -165,6 +169,14 @@ def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
     assert "train_candidate" not in jobs and "estimate_importance" not in jobs, proc.stdout[-2000:]
     assert jobs["evaluate_candidate"] == 1 + len(BASELINES) + 3  # what is known before the search re-decides
     assert jobs["decide_level"] == 1
+
+
+def test_changing_an_override_retrains_only_the_overridden_candidate(smoke):
+    baselines = {**io.read_yaml(PRESETS / "smoke.yaml")["baselines"], "full_sft": [1.0e-4]}
+    proc = snakemake(smoke, "-n", configfile=variant(smoke, "other_lr", baselines=baselines))
+    jobs = planned_jobs(proc.stdout)
+    assert jobs["train_candidate"] == 1 and jobs["evaluate_candidate"] == 1, proc.stdout[-2000:]
+    assert "full_sft_lr0.0001" in proc.stdout and "decide_level" not in jobs
 
 
 def test_changing_training_settings_retrains_every_candidate(smoke):

@@ -62,6 +62,21 @@ def test_baseline_ids_are_unique_and_stable():
     assert methods == [Method.FULL_SFT, Method.V_SOFTMASK, Method.LORA, Method.WISE_FT, Method.WISE_FT, Method.L2, Method.HFT, Method.LAST_N]
 
 
+def test_full_sft_at_extra_learning_rates_is_full_sft_with_a_training_override():
+    from cofitune.methods import lr_of_variant
+
+    specs = baseline_specs({"full_sft": [1e-4, 3e-5], "v_softmask": False})
+    by_id = specs_by_id(specs)
+    assert list(by_id) == ["full_sft", "full_sft_lr0.0001", "full_sft_lr3e-05"]
+    assert [s.get("training") for s in by_id.values()] == [None, {"learning_rate": 1e-4}, {"learning_rate": 3e-5}]
+    candidates = [candidate_from_spec(s) for s in by_id.values()]
+    assert {c.method for c in candidates} == {Method.FULL_SFT} and all(c.options == {} for c in candidates)
+    assert [Method.FULL_SFT.recipe.display(c.id) for c in candidates] == ["Full SFT", "Full SFT (lr 0.0001)", "Full SFT (lr 3e-05)"]
+    assert lr_of_variant("full_sft_lr3e-05") == 3e-5 and lr_of_variant("0.25-0.5_ffn") is None and lr_of_variant("x_lrfast") is None
+    lora = candidate_from_spec({"method": "lora", "rank": 4, "training": {"learning_rate": 1e-3}})
+    assert lora.options == {"rank": 4}  # the override is training's business, not the method's
+
+
 def test_the_config_methods_are_the_schema_enum():
     from cofitune import io
     from tests.unit.test_configuration import SCHEMA

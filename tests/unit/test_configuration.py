@@ -63,6 +63,17 @@ def test_gpus_per_training_job_must_fit_its_processes(config, gpus, training, me
     assert all(e.startswith(message) for e in errors), errors
 
 
+def test_full_sft_learning_rates_and_candidate_overrides_are_checked(config):
+    schema = io.read_yaml(SCHEMA)
+    assert schema_errors({**config, "baselines": {"full_sft": [1e-4, 3e-5]},
+                          "candidates": [{"layers": "q2", "modules": "ffn", "training": {"learning_rate": 1e-4, "max_steps": 2}}]}, schema) == []
+    assert any("candidates.0.training: unknown key(s) 'batch_size'" in e for e in schema_errors(
+        {**config, "candidates": [{"layers": "q2", "modules": "ffn", "training": {"batch_size": 2}}]}, schema))
+    same = {**config, "baselines": {"full_sft": [config["training"]["learning_rate"]]}}
+    assert semantic_errors(same) == ["baselines.full_sft: 0.001 is training.learning_rate, at which full_sft already trains; "
+                                     "list only other rates"]
+
+
 def test_static_specs_are_the_enabled_baselines_then_the_extras(config):
     specs = static_specs({**config, "candidates": [{"layers": "q2", "modules": "ffn"}]})
     assert specs[0] == {"layers": "all", "modules": "all"} and specs[-1] == {"layers": "q2", "modules": "ffn"}

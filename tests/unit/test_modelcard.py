@@ -25,7 +25,7 @@ def final_model(base: str = "org/instruct-model", dtype: str = "bfloat16", softm
         options={}, layer_indices=[2, 3, 4], trainable_tensors=6, trainable_params=1200, total_params=10000, steps=22,
         resumed_from_step=0, final_loss=1.25, input_tokens=100, target_tokens=50, wall_seconds=3.0, tokens_per_second=10.0,
         precision="no", processes=1, sharding="none", softmask_tensors=6 if softmask else 0,
-        softmask_parts=["intermediate", "output"] if softmask else [], seed=7,
+        softmask_parts=["intermediate", "output"] if softmask else [], seed=7, learning_rate=3e-4,
     )
     summary = pa.Table.from_pylist([summary_row("0.5-0.75_ffn_softmask", "CoFiTune", 90.0, cofitune=True),
                                     summary_row("base", "Base", 60.0)])

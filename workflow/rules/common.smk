@@ -154,6 +154,11 @@ def spec_for(candidate):
     return CANDIDATE_SPECS.get(candidate) or {**spec_from_id(candidate), "id": candidate}
 
 
+def training_for(candidate):
+    """The training settings of one candidate: the config's, with the candidate's own overrides."""
+    return {**config["training"], **spec_for(candidate).get("training", {})}
+
+
 def importance_input(wildcards):
     return {"importance": COMBINED_IMPORTANCE} if spec_for(wildcards.candidate).get("softmask") else {}
 

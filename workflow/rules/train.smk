@@ -12,7 +12,7 @@ rule train_candidate:
         metrics=train_metrics("{candidate}"),
     params:
         candidate=lambda wc: json.dumps(spec_for(wc.candidate)),
-        training=json.dumps(config["training"]),
+        training=lambda wc: json.dumps(training_for(wc.candidate)),
         module_sets=json.dumps(config["module_sets"]),
         softmask=lambda wc, input: (
             ["--importance", input.importance, "--softmask-parts", json.dumps(config["softmask"]["parts"])]

@@ -81,7 +81,7 @@ def train_candidate(
             wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
             precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
             softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [], seed=seed,
-            history=result.history,
+            learning_rate=training["learning_rate"], history=result.history,
         ).write(out_dir / TRAIN_METRICS_FILE)
         if not training.get("keep_checkpoint", False):  # the outputs are written: resuming is no longer needed
             shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
