@@ -249,7 +249,7 @@ def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = []
     matched = matched_full_sft(rows, final["spe"])
     for what, ref in (("default learning rate", default), ("matched speciality", matched)):
-        lr = "" if ref["learning_rate"] is None else f", lr {ref['learning_rate']:g}"
+        lr = "" if ref["learning_rate"] is None or "(lr " in ref["label"] else f", lr {ref['learning_rate']:g}"
         lines.append(f"CoFiTune vs full SFT at {what} ({ref['label']}{lr}): "
                      f"Spe. {final['spe'] - ref['spe']:+.1f}, Ver. {final['ver'] - ref['ver']:+.1f}, Uni. {final['uni'] - ref['uni']:+.1f}.")
     return lines if matched is not default else lines[:1]
