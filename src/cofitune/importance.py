@@ -166,3 +166,19 @@ def combine(sources: Sequence[Mapping[str, torch.Tensor]]) -> dict[str, torch.Te
     if not sources:
         raise ValueError("no importance sources to combine")
     return {t: torch.stack([s[t] for s in sources]).amax(dim=0) for t in UNIT_TYPES}
+
+
+def pooled(halves: Sequence[tuple[Mapping[str, torch.Tensor], float]]) -> dict[str, torch.Tensor]:
+    """The raw importance of all the data from that of disjoint parts, each weighted by its tokens:
+    raw is a per-token mean, so the whole is the token-weighted mean of the parts."""
+    total = sum(tokens for _, tokens in halves)
+    return {t: sum(raw[t] * (tokens / total) for raw, tokens in halves) for t in UNIT_TYPES}
+
+
+def split_half_reliability(half_a: Mapping[str, torch.Tensor], half_b: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per unit type, per layer: Spearman correlation of the units' raw importance estimated on two
+    disjoint halves of the data. Near 1: the ranking the soft-mask uses is signal; near 0: noise."""
+    from cofitune.stats import spearman
+
+    return {t: torch.tensor([spearman(a.tolist(), b.tolist()) for a, b in zip(half_a[t], half_b[t], strict=True)])
+            for t in UNIT_TYPES}

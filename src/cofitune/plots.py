@@ -20,7 +20,7 @@ UNIT_LABELS = {
 }
 
 
-def importance_heatmap(values: torch.Tensor, unit_type: str, out_file: str | Path) -> None:
+def importance_heatmap(values: torch.Tensor, unit_type: str, out_file: str | Path, note: str = "") -> None:
     """Layers (rows, input at the bottom) x units; colour is the normalised importance in [0, 1)."""
     layers, units = values.shape
     width = min(14.0, max(6.0, units / 40))
@@ -28,7 +28,8 @@ def importance_heatmap(values: torch.Tensor, unit_type: str, out_file: str | Pat
     image = ax.imshow(values.numpy(), aspect="auto", origin="lower", cmap="magma", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_xlabel(f"{UNIT_LABELS.get(unit_type, unit_type)} index")
     ax.set_ylabel("layer")
-    ax.set_title(f"Versatility importance per {UNIT_LABELS.get(unit_type, unit_type)}", fontsize=10)
+    title = f"Versatility importance per {UNIT_LABELS.get(unit_type, unit_type)}"
+    ax.set_title(f"{title}\n{note}" if note else title, fontsize=10)
     fig.colorbar(image, ax=ax, label="I (soft-mask keeps 1 - I of the update)")
     fig.tight_layout()
     fig.savefig(out_file, format="png")

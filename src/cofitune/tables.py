@@ -109,9 +109,10 @@ def samples_table(candidate_id: str, samples: Sequence[Mapping[str, Any]]) -> pa
 
 def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any]) -> pa.Table:
     """Long form: one row per (source, layer, unit type, unit); the combined rows have no raw value."""
-    columns: dict[str, list] = {k: [] for k in ("source", "layer", "unit_type", "unit_index", "raw", "normalised")}
+    names = ("source", "layer", "unit_type", "unit_index", "raw", "normalised", "split_half_rho")
+    columns: dict[str, list] = {k: [] for k in names}
 
-    def add(source: str, unit_type: str, normalised, raw) -> None:
+    def add(source: str, unit_type: str, normalised, raw, rho) -> None:
         layers, units = normalised.shape
         columns["source"] += [source] * (layers * units)
         columns["layer"] += [layer for layer in range(layers) for _ in range(units)]
@@ -119,16 +120,20 @@ def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapp
         columns["unit_index"] += list(range(units)) * layers
         columns["raw"] += raw.flatten().tolist() if raw is not None else [None] * (layers * units)
         columns["normalised"] += normalised.flatten().tolist()
+        # the layer's split-half reliability, on each of its units' rows (None: not measured, or combined)
+        columns["split_half_rho"] += [None if rho is None or math.isnan(rho[layer]) else float(rho[layer])
+                                      for layer in range(layers) for _ in range(units)]
 
     for source, tensors in per_source.items():
         for key, normalised in tensors.items():
             if key.startswith("norm."):
                 unit_type = key.removeprefix("norm.")
-                add(source, unit_type, normalised, tensors[f"raw.{unit_type}"])
+                add(source, unit_type, normalised, tensors[f"raw.{unit_type}"], tensors.get(f"split_half.{unit_type}"))
     for unit_type, normalised in combined.items():
-        add("combined", unit_type, normalised, None)
+        add("combined", unit_type, normalised, None, None)
     schema = pa.schema([("source", pa.string()), ("layer", pa.int32()), ("unit_type", pa.string()),
-                        ("unit_index", pa.int32()), ("raw", pa.float64()), ("normalised", pa.float64())])
+                        ("unit_index", pa.int32()), ("raw", pa.float64()), ("normalised", pa.float64()),
+                        ("split_half_rho", pa.float64())])
     return pa.Table.from_pydict(columns, schema=schema)
 
 
@@ -257,7 +262,7 @@ def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def kl_forgetting_correlation(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:
     """(Spearman rho of KL(base || model) against the Ver. drop, number of models) over the trained models."""
-    from cofitune.forgetting import spearman
+    from cofitune.stats import spearman
 
     base = next((r for r in rows if r["candidate"] == BASE_ID), None)
     pairs = [(r["kl_base"], base["ver"] - r["ver"]) for r in rows if base and r is not base and r.get("kl_base") is not None]

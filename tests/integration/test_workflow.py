@@ -30,7 +30,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-BASELINES = {"full_sft", "full_sft_lr0.0003", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1"}
+BASELINES = {"full_sft", "full_sft_lr0.0001", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1"}
 TRAINED_BASELINES = BASELINES - {"wise_ft_0.5"}
 
 
@@ -95,8 +95,11 @@ def test_trained_tensors_are_exactly_the_region_and_really_trained(smoke):
 
 def test_soft_masked_candidates_use_the_importance(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "importance.parquet")
-    assert table.column_names == ["source", "layer", "unit_type", "unit_index", "raw", "normalised"]
+    assert table.column_names == ["source", "layer", "unit_type", "unit_index", "raw", "normalised", "split_half_rho"]
     rows = table.to_pylist()
+    rho = [r["split_half_rho"] for r in rows if r["source"] == "sft"]
+    assert all(v is None or -1.0 <= v <= 1.0 for v in rho) and any(v is not None for v in rho)
+    assert all(r["split_half_rho"] is None for r in rows if r["source"] == "combined")
     assert {r["source"] for r in rows} == {"sft", "combined"}
     assert {r["unit_type"] for r in rows} == {"head", "intermediate", "output"}
     assert all(0.0 <= r["normalised"] < 1.0 for r in rows)
@@ -142,7 +145,8 @@ def test_every_rule_wrote_its_log_and_benchmark(smoke):
             "search/level_1.log", "summarise_results.log", "plot_results.log", "train/wise_ft_0.5.log",
             "write_final_model.log", "export_region.log", "draw_search_tree.log", "render_summary_page.log",
             "render_model_card_page.log"} <= logs
-    assert "importance batch 4/4" in (smoke / "results" / "logs" / "importance" / "sft.log").read_text()
+    importance_log = (smoke / "results" / "logs" / "importance" / "sft.log").read_text()
+    assert "importance batch 2/2" in importance_log and "split-half reliability of head importance" in importance_log
     assert "step 4/4" in (smoke / "results" / "logs" / "train" / "full_sft.log").read_text()  # progress is visible
     assert len(list((smoke / "results" / "benchmarks").rglob("*.tsv"))) == len(logs)
 
@@ -172,11 +176,11 @@ def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
 
 
 def test_changing_an_override_retrains_only_the_overridden_candidate(smoke):
-    baselines = {**io.read_yaml(PRESETS / "smoke.yaml")["baselines"], "full_sft": [1.0e-4]}
+    baselines = {**io.read_yaml(PRESETS / "smoke.yaml")["baselines"], "full_sft": [3.0e-5]}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "other_lr", baselines=baselines))
     jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == 1 and jobs["evaluate_candidate"] == 1, proc.stdout[-2000:]
-    assert "full_sft_lr0.0001" in proc.stdout and "decide_level" not in jobs
+    assert "full_sft_lr3e-05" in proc.stdout and "decide_level" not in jobs
 
 
 def test_changing_training_settings_retrains_every_candidate(smoke):

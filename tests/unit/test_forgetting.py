@@ -9,7 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cofitune.forgetting import mean_token_kl, spearman
+from cofitune.forgetting import mean_token_kl
+from cofitune.stats import spearman
 from tests.conftest import random_batches
 
 

@@ -71,3 +71,23 @@ def test_sources_combine_by_elementwise_max():
     b = {t: torch.tensor([[0.3, 0.1], [0.4, 0.9]]) for t in importance.UNIT_TYPES}
     combined = importance.combine([a, b])
     assert all(torch.equal(combined[t], torch.tensor([[0.3, 0.8], [0.5, 0.9]])) for t in importance.UNIT_TYPES)
+
+
+def test_two_halves_pooled_by_tokens_equal_one_pass_over_all_the_data(tiny_llama):
+    model, tokenizer = tiny_llama
+    batches = [{**b, "seed": i} for i, b in enumerate(random_batches(tokenizer, n=4, size=3))]
+    settings = importance.ImportanceSettings(dropout=0.1)
+    whole = importance.estimate(model, batches, settings)
+    halves = [(importance.estimate(model, half, settings), float(sum(b["attention_mask"].sum() for b in half)))
+              for half in (batches[0::2], batches[1::2])]
+    pooled = importance.pooled(halves)
+    for unit_type in importance.UNIT_TYPES:
+        assert torch.allclose(pooled[unit_type], whole[unit_type], rtol=1e-4, atol=1e-7), unit_type
+
+
+def test_split_half_reliability_is_the_per_layer_rank_correlation():
+    a = {t: torch.tensor([[1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0]]) for t in importance.UNIT_TYPES}
+    b = {t: torch.tensor([[10.0, 20.0, 30.0, 40.0], [4.0, 3.0, 2.0, 1.0]]) for t in importance.UNIT_TYPES}
+    rho = importance.split_half_reliability(a, b)
+    assert set(rho) == set(importance.UNIT_TYPES)
+    assert rho["head"].tolist() == pytest.approx([1.0, -1.0])

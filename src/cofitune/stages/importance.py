@@ -30,7 +30,7 @@ def estimate_importance(
     model sharded over them with FSDP2 when `sharding` is 'fsdp'."""
     from accelerate.utils import set_seed
 
-    from cofitune.importance import ImportanceSettings, estimate, normalise
+    from cofitune.importance import ImportanceSettings, normalise, pooled, split_half_reliability
 
     accelerator = build_accelerator("fp32")
     set_seed(seed)
@@ -45,21 +45,41 @@ def estimate_importance(
     rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
     size = settings["batch_size"]
     batches = [{**collate(rows[i : i + size], tokenizer.pad_token_id), "seed": seed * 1_000_003 + i} for i in range(0, len(rows), size)]
-    mine = batches[accelerator.process_index :: accelerator.num_processes]
-    if sharding == "fsdp":  # every forward pass is collective: all processes make the same number of them
-        mine += [{**batches[0], "weight": 0.0}] * (-(-len(batches) // accelerator.num_processes) - len(mine))
-    log.info("importance from %d examples in %d batches (%d on this process)", len(rows), len(batches), len(mine))
-    keys = ("dropout", "temperature", "accumulate", "batch_size")
-    raw = estimate(model, _progress(mine), ImportanceSettings(**{k: settings[k] for k in keys}),
-                   reduce=lambda t: accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t)
+    log.info("importance from %d examples in %d batches", len(rows), len(batches))
+    estimator = ImportanceSettings(**{k: settings[k] for k in ("dropout", "temperature", "accumulate", "batch_size")})
+    # Two disjoint halves (even and odd batches), estimated apart and pooled: the same work as one
+    # pass, and their agreement says whether the ranking is signal or noise.
+    halves = [half for half in (batches[0::2], batches[1::2]) if half]
+    parts = [(_estimate_share(model, half, estimator, accelerator, sharding), _tokens(half)) for half in halves]
+    raw = pooled(parts)
+    reliability = split_half_reliability(parts[0][0], parts[1][0]) if len(parts) == 2 else {}
+    for unit_type, rho in reliability.items():
+        log.info("split-half reliability of %s importance (Spearman per layer): median %.2f, min %.2f, max %.2f",
+                 unit_type, float(rho.nanmedian()), float(rho.nan_to_num(2.0).min()), float(rho.nan_to_num(-2.0).max()))
     for unit_type, values in raw.items():
         if not torch.isfinite(values).all():
             raise FloatingPointError(f"{unit_type} importance is NaN/inf: the model's outputs on {list(files)} are not finite "
                                      "(check the model's weights and importance.max_length)")
     if accelerator.is_main_process:
-        tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()}}
+        tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()},
+                   **{f"split_half.{t}": rho for t, rho in reliability.items()}}
         io.save_tensors(out_file, tensors, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
     accelerator.wait_for_everyone()
+
+
+def _estimate_share(model, batches: Sequence[Any], estimator, accelerator, sharding: str) -> dict[str, torch.Tensor]:
+    """Raw importance of `batches`, each process estimating its share and the processes summing."""
+    from cofitune.importance import estimate
+
+    mine = batches[accelerator.process_index :: accelerator.num_processes]
+    if sharding == "fsdp":  # every forward pass is collective: all processes make the same number of them
+        mine += [{**batches[0], "weight": 0.0}] * (-(-len(batches) // accelerator.num_processes) - len(mine))
+    return estimate(model, _progress(mine), estimator,
+                    reduce=lambda t: accelerator.reduce(t, reduction="sum") if accelerator.num_processes > 1 else t)
+
+
+def _tokens(batches: Sequence[Any]) -> float:
+    return float(sum(b["attention_mask"].sum() for b in batches))
 
 
 def _progress(batches: Sequence[Any]):
@@ -86,7 +106,14 @@ def tabulate_importance(
     io.write_parquet(table_out, importance_table(per_source, combined))
     for unit_type, values in combined.items():
         with io.atomic_path(Path(plot_dir) / f"importance_{unit_type}.png") as tmp:
-            importance_heatmap(values, unit_type, tmp)
+            importance_heatmap(values, unit_type, tmp, reliability_note(per_source, unit_type))
+
+
+def reliability_note(per_source: Mapping[str, Mapping[str, torch.Tensor]], unit_type: str) -> str:
+    """'split-half reliability (median Spearman over layers): general 0.62' for a picture's title."""
+    medians = [f"{name} {float(t[f'split_half.{unit_type}'].nanmedian()):.2f}" for name, t in per_source.items()
+               if f"split_half.{unit_type}" in t]
+    return f"split-half reliability (median Spearman over layers): {', '.join(medians)}" if medians else ""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
