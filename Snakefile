@@ -32,6 +32,7 @@ localrules:
     draw_search_tree,
     render_summary_page,
     render_model_card_page,
+    export_region,
 
 
 rule all:

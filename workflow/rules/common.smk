@@ -198,7 +198,7 @@ def evaluated_candidates(wildcards=None):
 def deliverables():
     """What a search hands over: the final model, its region for other trainers, and the report's
     pictures and pages of both."""
-    return [FINAL_DIR, SEARCH_TREE, MODEL_CARD_PAGE] if SEARCH_LEVELS else []
+    return [FINAL_DIR, EXPORT_DIR, SEARCH_TREE, MODEL_CARD_PAGE] if SEARCH_LEVELS else []
 
 
 def trained_candidates(wildcards=None):

@@ -21,3 +21,23 @@ rule write_final_model:
         "../../envs/cofitune.yaml"
     script:
         "../scripts/write_final_model.py"
+
+
+rule export_region:
+    input:
+        model=MODEL_DIR,
+        trained=lambda wc: trained_file(final_candidate()),
+        train_metrics=lambda wc: train_metrics(final_candidate()),
+    output:
+        directory(EXPORT_DIR),
+    params:
+        candidate=lambda wc: final_candidate(),
+        code=code_hash("cofitune.stages.deliver:export_region"),
+    log:
+        log_file("export_region"),
+    benchmark:
+        benchmark_file("export_region")
+    conda:
+        "../../envs/cofitune.yaml"
+    script:
+        "../scripts/export_region.py"

@@ -64,3 +64,37 @@ def write_final_model(
         io.write_json(Path(tmp) / "region.json", region_manifest(final))
         io.write_text(Path(tmp) / "README.md", render_model_card(final))
     log.info("final model %s written to %s (%s)", candidate, out_dir, final.dtype)
+
+
+def export_region(model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, candidate: str,
+                  out_dir: str | Path) -> None:
+    """results/export/: the final model's region for axolotl, PEFT and torchtune, with a README."""
+    from cofitune.modeling import empty_model
+    from cofitune.trainers import export_region as region_for_trainers
+
+    record = TrainRecord.read(train_metrics)
+    export = region_for_trainers(empty_model(model_dir), candidate, sorted(io.load_tensors(trained_file)), record.softmask)
+    with io.atomic_dir(out_dir) as tmp:
+        folder = Path(tmp)
+        io.write_yaml(folder / "axolotl.yaml", {"unfrozen_parameters": export.axolotl_unfrozen})
+        if export.peft_lora:
+            io.write_json(folder / "peft_lora_config.json", export.peft_lora)
+        if export.torchtune_names:
+            io.write_json(folder / "torchtune_params.json", export.torchtune_names)
+        io.write_json(folder / "hf_params.json", export.parameter_names)
+        io.write_text(folder / "README.md", export_readme(export))
+    log.info("region of %s exported to %s (%d tensors)", candidate, out_dir, len(export.parameter_names))
+
+
+def export_readme(export) -> str:
+    files = [
+        "- `axolotl.yaml`: `unfrozen_parameters` for an axolotl config (full fine-tuning of these tensors only).",
+        "- `peft_lora_config.json`: `LoraConfig(**json.load(...))`: LoRA on the region's matrices only."
+        if export.peft_lora else "",
+        "- `torchtune_params.json`: the same tensors under torchtune's Llama names (set `requires_grad` on these)."
+        if export.torchtune_names else "",
+        "- `hf_params.json`: the tensors as Hugging Face names them (`model.named_parameters()`).",
+    ]
+    notes = [f"- {note}" for note in export.notes]
+    return "\n".join([f"# Region of {export.candidate}, for other trainers", "", *filter(None, files), "",
+                      "## What these cannot express", "", *notes, ""])
