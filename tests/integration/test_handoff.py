@@ -49,3 +49,17 @@ def test_the_final_model_scores_what_its_evaluation_job_scored(smoke, tmp_path, 
     assert len(again) == len(recorded) > 0
     assert [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in again] == \
            [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in recorded]
+
+
+def test_the_export_selects_the_final_models_tensors_in_peft(smoke):
+    from peft import LoraConfig, get_peft_model
+
+    export, candidate = smoke / "results" / "export", _final_id(smoke)
+    trained = sorted(io.load_tensors(smoke / "results" / "train" / candidate / "trained.safetensors"))
+    assert sorted(json.loads((export / "hf_params.json").read_text())) == trained
+    config = LoraConfig(**json.loads((export / "peft_lora_config.json").read_text()))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(smoke / "results" / "final"), config)
+    adapted = {name.removeprefix("base_model.model.") + ".weight" for name, module in model.named_modules()
+               if hasattr(module, "lora_A") and name.endswith(tuple(config.target_modules))}
+    assert adapted == {n for n in trained if n.endswith(".weight")}
+    assert "unfrozen_parameters" in (export / "axolotl.yaml").read_text()
