@@ -1,14 +1,15 @@
-"""lm-eval multiple-choice scoring: HFLM versus the shared-prefix scorer, same model and items, one run.
+"""lm-eval multiple-choice scoring: HFLM versus the batched shared-prefix scorer, same model, items
+and batch size, side by side in one run. Both score the same local task through `simple_evaluate`;
+the accuracies must agree. Results: bench/results/eval_speed_<model>_<device>.{parquet,md}.
 
-Both score the same local task through `simple_evaluate`; the accuracies must agree.
-Results: bench/results/eval_speed.{parquet,md}.
-
-    python bench/eval_speed.py [--model default|tiny] [--task vk_world] [--limit 100]
+    python bench/eval_speed.py --model default --limit 100 --chat           # CPU, SmolLM2
+    python bench/eval_speed.py --model llama-1b-shape --limit 400 --chat --batch 16   # GPU, ~1B random weights
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from lm_eval.models.huggingface import HFLM
 
 from cofitune import io
 from cofitune.evaluate import shared_prefix_lm, task_manager
+from cofitune.provenance import package_versions
 from cofitune.tasks import multiple_choice_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,39 +34,53 @@ REPO = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=sorted(MODELS), default="default")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="model weights (bf16: GPUs)")
     parser.add_argument("--task", default="vk_world")
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--chat", action="store_true", help="apply the chat template (longer contexts)")
+    parser.add_argument("--repeats", type=int, default=2, help="timed runs per scorer, alternating; the fastest counts")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, tokenizer = load_model(args.model)
-    model.to(device).eval()
+    model.to(device, dtype=torch.bfloat16 if args.dtype == "bf16" else torch.float32).eval()
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         data = Path(folder) / f"{args.task}.jsonl"
         io.write_jsonl(data, [row for _, row in io.read_jsonl(REPO / "data" / "versatility" / f"{args.task}.jsonl")])
         io.write_yaml(Path(folder) / f"{args.task}.yaml", multiple_choice_task(args.task, data))
         manager = task_manager([folder], [args.task])
-        for name, lm in (("hflm", HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch, device=device)),
-                         ("shared_prefix", shared_prefix_lm(model, tokenizer, args.batch, device))):
-            start = time.perf_counter()
-            result = simple_evaluate(model=lm, tasks=[args.task], task_manager=manager, limit=args.limit,
-                                     apply_chat_template=args.chat, bootstrap_iters=0, cache_requests=False)
-            rows.append({"scorer": name, "seconds": time.perf_counter() - start, "acc": float(result["results"][args.task]["acc,none"]),
-                         "items": args.limit, "task": args.task, "chat": args.chat, "model": args.model, "batch": args.batch,
-                         "threads": torch.get_num_threads(), "device": device, "host": f"{platform.node()} {platform.machine()}"})
+        scorers = {"hflm": HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.batch, device=device),
+                   "shared_prefix": shared_prefix_lm(model, tokenizer, args.batch, device)}
+        best: dict[str, tuple[float, dict]] = {}
+        for _ in range(args.repeats):  # alternate, keep each scorer's fastest run: one-time costs hit neither
+            for name, lm in scorers.items():
+                start = time.perf_counter()
+                result = simple_evaluate(model=lm, tasks=[args.task], task_manager=manager, limit=args.limit,
+                                         apply_chat_template=args.chat, bootstrap_iters=0, cache_requests=False)
+                seconds = time.perf_counter() - start
+                if name not in best or seconds < best[name][0]:
+                    best[name] = (seconds, result)
+        for name, (seconds, result) in best.items():
+            items = int(result["n-samples"][args.task]["effective"])
+            rows.append({"scorer": name, "seconds": seconds, "items": items, "items_per_s": items / seconds,
+                         "acc": float(result["results"][args.task]["acc,none"]), "task": args.task, "chat": args.chat,
+                         "model": args.model, "dtype": args.dtype, "batch": args.batch, "threads": torch.get_num_threads(),
+                         "device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else "",
+                         "host": f"{platform.node()} {platform.machine()} {platform.processor()}",
+                         "versions": json.dumps(package_versions(), sort_keys=True), "repeats": args.repeats})
     hflm, fast = rows
     lines = [
         f"# Multiple-choice scoring speed ({args.model} model, {args.task}, {args.limit} items, {'chat' if args.chat else 'plain'} format, batch {args.batch}, {device}, {rows[0]['threads']} threads)",
         "",
-        "| scorer | seconds | acc |",
-        "|---|---|---|",
-        *[f"| {r['scorer']} | {r['seconds']:.1f} | {r['acc']:.3f} |" for r in rows],
+        "| scorer | seconds | items/s | acc |",
+        "|---|---|---|---|",
+        *[f"| {r['scorer']} | {r['seconds']:.1f} | {r['items_per_s']:.2f} | {r['acc']:.3f} |" for r in rows],
         "",
-        f"speed-up: {hflm['seconds'] / fast['seconds']:.2f}x (same accuracy: {hflm['acc'] == fast['acc']})",
+        f"speed-up: {fast['items_per_s'] / hflm['items_per_s']:.2f}x items/s (same accuracy: {hflm['acc'] == fast['acc']})",
+        f"host: {rows[0]['host']} {rows[0]['gpu']}; versions: {rows[0]['versions']}",
     ]
-    write_results(f"eval_speed_{args.model}_{device}", rows, lines)
+    write_results(f"eval_speed_{args.model}_{device}{'_chat' if args.chat else ''}", rows, lines)
 
 
 if __name__ == "__main__":

@@ -47,18 +47,43 @@ def test_metric_resolution():
         resolve_metric("t", {"acc,none": 0.5}, "f1,none")
 
 
-@pytest.mark.parametrize("family", ["tiny_llama", "tiny_gpt2"])
-def test_shared_prefix_scoring_equals_lm_eval_hflm(family, request):
+CONTEXTS = ["Question: what is the largest planet?\nAnswer:", "<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\n",
+            "Q: 2 + 2 =", "A much longer context that goes on and on about the solar system, its planets and moons, before asking: which?"]
+CHOICES = [[" Jupiter", " a very small rock in space", " Mars", " the Sun itself"], [" yes", " no"], [" 4", " four", " 5"],
+           [" Saturn and its rings", " Io"]]
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_gpt2", "tiny_neox"])
+def test_shared_prefix_scoring_equals_lm_eval_hflm(family, batch_size, request):
+    """Contexts of different lengths batched together (left padding), different numbers and lengths
+    of choices, batch sizes that do not divide the number of questions: HFLM's numbers, item by item."""
     from lm_eval.api.instance import Instance
     from lm_eval.models.huggingface import HFLM
 
     from cofitune.evaluate import shared_prefix_lm
 
     model, tokenizer = request.getfixturevalue(family)
-    contexts = ["Question: what is the largest planet?\nAnswer:", "<|im_start|>user\nPick one<|im_end|>\n<|im_start|>assistant\n"]
-    choices = [" Jupiter", " a very small rock in space", " Mars", " the Sun itself"]
-    requests = [Instance("loglikelihood", {}, (c, ch), i) for i, (c, ch) in enumerate((c, ch) for c in contexts for ch in choices)]
+    pairs = [(c, ch) for c, options in zip(CONTEXTS, CHOICES, strict=True) for ch in options]
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
     reference = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(requests)
-    fast = shared_prefix_lm(model, tokenizer, 4, "cpu").loglikelihood(requests)
+    fast = shared_prefix_lm(model, tokenizer, batch_size, "cpu").loglikelihood(requests)
+    assert len(fast) == len(reference) == len(pairs)
     for (ref_ll, ref_greedy), (ll, greedy) in zip(reference, fast, strict=True):
         assert ll == pytest.approx(ref_ll, abs=1e-4) and greedy == ref_greedy
+
+
+def test_batched_greedy_generation_equals_one_at_a_time(tiny_llama):
+    """Generation is HFLM's own: batched greedy decoding with stop sequences, same strings as batch 1."""
+    from lm_eval.api.instance import Instance
+
+    from cofitune.evaluate import shared_prefix_lm
+
+    model, tokenizer = tiny_llama
+    prompts = ["What is 2 + 2?", "Name a planet.", "A longer prompt about the sea and the sky, then a question:", "Hi"]
+    requests = [Instance("generate_until", {}, (p, {"until": ["\n", "."], "max_gen_toks": 12, "do_sample": False}), i)
+                for i, p in enumerate(prompts)]
+    one = shared_prefix_lm(model, tokenizer, 1, "cpu").generate_until(requests)
+    batched = shared_prefix_lm(model, tokenizer, 4, "cpu").generate_until(requests)
+    assert batched == one and len(one) == len(prompts)
+    assert all("\n" not in text and "." not in text for text in batched)  # cut at the stop sequences
