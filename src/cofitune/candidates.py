@@ -16,7 +16,7 @@ parsed by `parse_region_id`, and by nothing else: search nodes ('0.25-0.5_ffn',
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,44 @@ def parse_region_id(candidate_id: str) -> tuple[LayerRange, str, bool]:
     if not match:
         raise KeyError(f"candidate {candidate_id!r} is neither configured nor a region id like '0.25-0.5_ffn'")
     return regions.parse_layer_range(match["range"]), match["modules"], bool(match["softmask"])
+
+
+REPLICATE_SUFFIX = "_seed"
+_REPLICATE_ID = re.compile(rf"(?P<model>.+){REPLICATE_SUFFIX}(?P<seed>[0-9]+)")
+
+
+def replicate_id(candidate_id: str, seed: int, first_seed: int) -> str:
+    """The id of a candidate trained under another seed: '0.25-0.5_ffn_softmask_seed1235'. The run's
+    own seed keeps the plain id, so adding replicates retrains nothing that exists."""
+    return candidate_id if seed == first_seed else f"{candidate_id}{REPLICATE_SUFFIX}{seed}"
+
+
+def parse_replicate(candidate_id: str) -> tuple[str, int | None]:
+    """(the model's id, the replicate's seed) for a replicate id; (the id, None) for any other."""
+    match = _REPLICATE_ID.fullmatch(candidate_id)
+    return (match["model"], int(match["seed"])) if match else (candidate_id, None)
+
+
+def replicate_seeds(replicates: Mapping[str, Any], seed: int) -> list[int]:
+    """The training seeds of a replicated model: the run's seed first, then `seeds - 1` more (or the list given)."""
+    seeds = replicates.get("seeds", 1)
+    listed = [seed, *seeds] if isinstance(seeds, list) else [seed + k for k in range(seeds)]
+    return list(dict.fromkeys(listed))
+
+
+def with_replicates(ids: Sequence[str], groups: Mapping[str, Sequence[str]], replicates: Mapping[str, Any], seed: int,
+                    trains: Callable[[str], bool]) -> list[str]:
+    """`ids`, each replicated model followed by the ids of its other seeds. `replicates.models` names
+    groups ('final', 'baselines', 'search': their ids in `groups`) or ids; models that train nothing
+    (the base model, Wise-FT) have no seed to vary and are never replicated."""
+    chosen = {i for name in replicates.get("models", []) for i in groups.get(name, [name])}
+    seeds = replicate_seeds(replicates, seed)
+    out = []
+    for candidate_id in ids:
+        out.append(candidate_id)
+        if candidate_id in chosen and trains(candidate_id):
+            out += [replicate_id(candidate_id, s, seed) for s in seeds[1:]]
+    return out
 
 
 @dataclass(frozen=True)

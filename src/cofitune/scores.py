@@ -53,13 +53,17 @@ def bootstrap(
     n_resamples: int = 1000,
     seed: int = 1234,
     level: float = 0.95,
+    replicates: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, tuple[float, float]]]:
-    """Percentile intervals over items for spe, ver, uni, ver_retention and spe_gain_ratio.
+    """Percentile intervals over items (and seeds) for spe, ver, uni, ver_retention and spe_gain_ratio.
 
     `item_scores[(candidate, format, task)]` maps doc_id -> score in [0, 1]. Resampling is paired:
     one draw of items per task serves every candidate and format, so differences and ratios
     between candidates (retention vs base, gain vs full SFT) get honest intervals.
-    `reference` names the 'base' and (optionally) 'full_sft' candidates.
+    `replicates` maps a model to the candidates that are its training seeds (default: each
+    candidate is a model of one seed). A model of several seeds is resampled hierarchically: each
+    resample draws its seeds with replacement, then the items (the shared draw), and averages.
+    `reference` names the 'base' and (optionally) 'full_sft' models; intervals are keyed by model.
     """
     import numpy as np
 
@@ -76,6 +80,11 @@ def bootstrap(
 
     spe = np.mean([resampled("plain", t) for t in speciality], axis=0)
     ver = np.mean([np.mean([resampled(rank_format, t) for t in tasks_], axis=0) for tasks_ in groups.values()], axis=0)
+    models = dict(replicates) if replicates else {c: [c] for c in candidates}
+    rows = [[candidates.index(c) for c in runs] for runs in models.values()]
+    seed_draws = [None if len(r) == 1 else rng.integers(0, len(r), (n_resamples, len(r))) for r in rows]
+    spe, ver = (np.stack([_over_seeds(v, r, d) for r, d in zip(rows, seed_draws, strict=True)]) for v in (spe, ver))
+    candidates = list(models)
     values = {"spe": spe, "ver": ver, "uni": spe + ver}
     base = candidates.index(reference["base"])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -94,6 +103,15 @@ def bootstrap(
                 low, high = np.percentile(finite, [tail, 100.0 - tail])
                 intervals[candidate][name] = (float(low), float(high))
     return intervals
+
+
+def _over_seeds(values, rows: Sequence[int], draws):
+    """One model's resampled scores: its single run's, or the mean over each resample's drawn seeds."""
+    import numpy as np
+
+    if draws is None:
+        return values[rows[0]]
+    return values[np.asarray(rows)[draws], np.arange(values.shape[1])[:, None]].mean(axis=1)
 
 
 def item_scores_by_task(samples: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, str], dict[int, float]]:

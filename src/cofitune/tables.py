@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cofitune.candidates import BASE_ID
+from cofitune.candidates import BASE_ID, parse_replicate
 from cofitune.methods import Method
 from cofitune.provenance import config_hash, package_versions
 from cofitune.records import EvalRecord, LevelDecision, TrainRecord
@@ -22,6 +22,7 @@ from cofitune.scores import candidate_scores
 FIXED_SCHEMA = pa.schema(
     [
         ("candidate", pa.string()),
+        ("model", pa.string()),  # the model a row is a replicate of (its own id when not a replicate)
         ("method", pa.string()),
         ("layer_range", pa.string()),
         ("layer_indices", pa.list_(pa.int32())),
@@ -68,6 +69,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
     )
     return {
         "candidate": evaluated.candidate,
+        "model": parse_replicate(evaluated.candidate)[0],
         "method": trained.method,
         "layer_range": trained.layer_range,
         "layer_indices": trained.layer_indices,
@@ -86,7 +88,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "eval_batch_size": evaluated.batch_size,
         "eval_limit": evaluated.limit,
         "eval_wall_seconds": evaluated.wall_seconds,
-        "seed": config["seed"],
+        "seed": trained.seed,  # the training seed (a replicate's own)
         "config_hash": config_hash(config),
         "versions": json.dumps(package_versions(), sort_keys=True),
         **scores,
@@ -152,7 +154,7 @@ def pareto_front(points: Mapping[str, tuple[float, float]]) -> set[str]:
 
 def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tuple[float, float]]], final_id: str | None) -> pa.Table:
     """One row per evaluated model: scores with 95% intervals, retention and gain, cost, Pareto flag."""
-    rows = candidates.to_pylist()
+    rows = model_rows(candidates.to_pylist())
     by_id = {r["candidate"]: r for r in rows}
     base, full = by_id["base"], by_id.get("full_sft")
     front = pareto_front({r["candidate"]: (r["spe"], r["ver"]) for r in rows})
@@ -169,7 +171,7 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
             "train_wall_seconds": r["train_wall_seconds"],
             "spe": r["spe"], "ver": r["ver"], "uni": r["uni"], "kl_base": r["kl_base"],
             "ver_retention": r["ver"] / base["ver"] if base["ver"] else None, "spe_gain_ratio": gain,
-            "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id,
+            "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id, "n_seeds": r["n_seeds"],
         }
         for metric in INTERVAL_METRICS:
             low, high = intervals.get(r["candidate"], {}).get(metric, (None, None))
@@ -178,6 +180,25 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
         out.append(row)
     out.sort(key=lambda row: (-row["uni"], row["candidate"]))
     return pa.Table.from_pylist(out)
+
+
+AVERAGED_OVER_SEEDS = ("spe", "ver", "uni", "kl_base", "train_wall_seconds")
+
+
+def model_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per model: a replicated model's scores averaged over its seeds, the rest from its
+    first (plain-id) run, and `n_seeds`."""
+    by_model: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault(row.get("model") or row["candidate"], []).append(row)
+    out = []
+    for model, runs in by_model.items():
+        merged = {**runs[0], "candidate": model, "n_seeds": len(runs)}
+        for key in AVERAGED_OVER_SEEDS:
+            values = [r[key] for r in runs if r.get(key) is not None]
+            merged[key] = sum(values) / len(values) if values else None
+        out.append(merged)
+    return out
 
 
 def search_trace_table(levels: Sequence[LevelDecision]) -> pa.Table:

@@ -49,7 +49,9 @@ def _final(workdir):
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
     rows = {r["candidate"]: r for r in table.to_pylist()}
-    assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)}
+    replicates = {f"{_final(smoke)}_seed1235", "full_sft_seed1235"}  # the smoke preset: 2 seeds of final and full SFT
+    assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)} | replicates
+    assert {r["model"] for r in rows.values()} == set(rows) - replicates
     for name in ("layer_indices", "trainable_params", "spe", "ver", "uni", "config_hash", "versions", "eval_batch_size",
                  "seed", "score_plain_spe_arith", "score_chat_vk_world", "group_plain_reasoning", "ver_chat", "ver_plain"):
         assert name in table.column_names, name
@@ -128,6 +130,21 @@ def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(
     assert _final(smoke) == next(r["node"] for r in trace if r["level"] == 3 and r["chosen"]) + "_softmask"
 
 
+def test_a_replicate_changes_the_trained_weights_and_nothing_else(smoke):
+    train = smoke / "results" / "train"
+    for model in ("full_sft", _final(smoke)):
+        first, second = (io.read_json(train / c / "train_metrics.json") for c in (model, f"{model}_seed1235"))
+        assert (first["seed"], second["seed"]) == (1234, 1235)
+        same = {k for k in first if k not in ("candidate", "seed", "history", "final_loss", "wall_seconds", "tokens_per_second")}
+        assert {k: first[k] for k in same} == {k: second[k] for k in same}, model
+        a, b = (io.load_tensors(train / c / "trained.safetensors") for c in (model, f"{model}_seed1235"))
+        assert a.keys() == b.keys() and any(not torch.equal(a[n], b[n]) for n in a)
+    summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
+    assert summary["full_sft"]["n_seeds"] == summary[_final(smoke)]["n_seeds"] == 2 and summary["base"]["n_seeds"] == 1
+    candidates = {r["candidate"]: r for r in _rows(smoke, "candidates")}
+    assert summary["full_sft"]["uni"] == pytest.approx((candidates["full_sft"]["uni"] + candidates["full_sft_seed1235"]["uni"]) / 2)
+
+
 def test_summary_has_intervals_retention_and_gain(smoke):
     summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
     assert summary["base"]["ver_retention"] == pytest.approx(1.0)
@@ -171,7 +188,8 @@ def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "eval_bs4", evaluation=evaluation))
     jobs = planned_jobs(proc.stdout)
     assert "train_candidate" not in jobs and "estimate_importance" not in jobs, proc.stdout[-2000:]
-    assert jobs["evaluate_candidate"] == 1 + len(BASELINES) + 3  # what is known before the search re-decides
+    # what is known before the search re-decides: base, baselines, full SFT's second seed, level 1
+    assert jobs["evaluate_candidate"] == 1 + len(BASELINES) + 1 + 3
     assert jobs["decide_level"] == 1
 
 
@@ -187,7 +205,7 @@ def test_changing_training_settings_retrains_every_candidate(smoke):
     training = {"learning_rate": 0.002, "max_steps": 4, "micro_batch_size": 4, "max_length": 128}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "lr", training=training))
     jobs = planned_jobs(proc.stdout)
-    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 3 and "prepare_model" not in jobs, proc.stdout[-2000:]
+    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 1 + 3 and "prepare_model" not in jobs, proc.stdout[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -313,8 +331,8 @@ def test_editing_a_module_reruns_the_stages_that_import_it_and_only_those(smoke,
     module.write_text(module.read_text() + "\n# an edit\n")
     proc = snakemake(smoke, *triggers, snakefile=repo / "Snakefile")
     jobs = planned_jobs(proc.stdout)
-    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 3, proc.stdout[-3000:]
-    assert jobs["evaluate_candidate"] == len(BASELINES) + 3  # the base model is not re-evaluated
+    assert jobs["train_candidate"] == len(TRAINED_BASELINES) + 1 + 3, proc.stdout[-3000:]  # + full SFT's second seed
+    assert jobs["evaluate_candidate"] == len(BASELINES) + 1 + 3  # the base model is not re-evaluated
     assert not expected_not_planned & set(jobs), jobs
     if edited == "importance.py":
         assert jobs["estimate_importance"] == 1

@@ -110,3 +110,21 @@ def test_what_each_method_trains(tiny_llama):
     assert not wise.trains and wise.trainable_names(model) == [] and wise.recipe.display(wise.id) == "Wise-FT (0.5)"
     with pytest.raises(ValueError, match="selects no layer"):
         candidate_from_spec({"layers": [0.0, 0.1], "modules": "ffn"}).trainable_names(model)
+
+
+def test_replicates_are_ids_of_the_same_model_under_other_seeds():
+    from cofitune.candidates import parse_replicate, replicate_id, replicate_seeds, with_replicates
+
+    assert replicate_seeds({"seeds": 3}, 1234) == [1234, 1235, 1236]
+    assert replicate_seeds({"seeds": [7, 1234, 9]}, 1234) == [1234, 7, 9]
+    assert replicate_seeds({}, 5) == [5]
+    assert replicate_id("0.25-0.5_ffn_softmask", 1234, 1234) == "0.25-0.5_ffn_softmask"  # the run's seed: the plain id
+    assert parse_replicate(replicate_id("0.25-0.5_ffn_softmask", 1235, 1234)) == ("0.25-0.5_ffn_softmask", 1235)
+    assert parse_replicate("full_sft_lr0.0001") == ("full_sft_lr0.0001", None) and parse_replicate("last_2") == ("last_2", None)
+    groups = {"final": ["0.5-1_ffn_softmask"], "baselines": ["full_sft", "wise_ft_0.5"], "search": ["0.5-1_ffn"]}
+    ids = ["base", "full_sft", "wise_ft_0.5", "0.5-1_ffn", "0.5-1_ffn_softmask"]
+    trains = lambda c: c not in ("base", "wise_ft_0.5")  # noqa: E731
+    out = with_replicates(ids, groups, {"seeds": 2, "models": ["final", "baselines"]}, 1, trains)
+    assert out == ["base", "full_sft", "full_sft_seed2", "wise_ft_0.5", "0.5-1_ffn", "0.5-1_ffn_softmask", "0.5-1_ffn_softmask_seed2"]
+    assert with_replicates(ids, groups, {"seeds": 1, "models": ["final"]}, 1, trains) == ids
+    assert with_replicates(ids, groups, {"seeds": [5], "models": ["0.5-1_ffn"]}, 1, trains)[3:5] == ["0.5-1_ffn", "0.5-1_ffn_seed5"]

@@ -97,3 +97,16 @@ def test_cofitune_is_compared_with_full_sft_at_the_default_and_at_matched_specia
     assert "matched speciality (full_sft_lr0.0001, lr 0.0001): Spe. -2.0, Ver. +6.0, Uni. +4.0" in matched
     assert len(comparison_lines([r for r in rows if r["candidate"] != "full_sft_lr0.0001"])) == 2  # 3e-05 is closer than 3e-4
     assert len(comparison_lines(rows[:1] + rows[3:])) == 1  # the default run is the matched one: said once
+
+
+def test_a_replicated_model_is_one_summary_row_averaged_over_its_seeds():
+    from cofitune.tables import model_rows
+
+    rows = [{"candidate": "base", "model": "base", "spe": 0.0, "ver": 60.0, "uni": 60.0, "kl_base": 0.0, "train_wall_seconds": 0.0},
+            {"candidate": "m", "model": "m", "spe": 20.0, "ver": 50.0, "uni": 70.0, "kl_base": 0.1, "train_wall_seconds": 10.0, "seed": 1},
+            {"candidate": "m_seed2", "model": "m", "spe": 30.0, "ver": 54.0, "uni": 84.0, "kl_base": 0.3, "train_wall_seconds": 12.0,
+             "seed": 2}]
+    base, m = model_rows(rows)
+    assert base["n_seeds"] == 1 and base["candidate"] == "base"
+    assert m["candidate"] == "m" and m["n_seeds"] == 2 and m["seed"] == 1
+    assert (m["spe"], m["ver"], m["uni"], m["kl_base"], m["train_wall_seconds"]) == (25.0, 52.0, 77.0, pytest.approx(0.2), 11.0)

@@ -17,7 +17,17 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from cofitune import search
-from cofitune.candidates import BASE_ID, ID_PATTERN, region_id, spec_from_id, specs_by_id
+from cofitune.candidates import (
+    BASE_ID,
+    ID_PATTERN,
+    candidate_from_spec,
+    parse_replicate,
+    region_id,
+    spec_from_id,
+    specs_by_id,
+    with_replicates,
+)
+from cofitune.methods import baseline_specs
 from cofitune.configuration import check_config, check_inputs, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
@@ -102,6 +112,7 @@ def benchmark_file(name):
 # Candidates known up front (enabled baselines and configured extras); search nodes come from
 # the search checkpoints and are identified by their region ids.
 CANDIDATE_SPECS = specs_by_id(static_specs(config))
+BASELINE_IDS = list(specs_by_id(baseline_specs(config["baselines"])))
 SEARCH = config["search"]
 SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels(SEARCH["mode"]) + 1))
 
@@ -151,7 +162,15 @@ def launcher():
 
 
 def spec_for(candidate):
+    model, replicate_seed = parse_replicate(candidate)
+    if replicate_seed is not None:  # a replicate: its model's spec, trained under another seed
+        return {**spec_for(model), "id": candidate}
     return CANDIDATE_SPECS.get(candidate) or {**spec_from_id(candidate), "id": candidate}
+
+
+def seed_for(candidate):
+    """The training seed: a replicate's own, otherwise the run's."""
+    return parse_replicate(candidate)[1] or config["seed"]
 
 
 def training_for(candidate):
@@ -188,11 +207,12 @@ def final_candidate():
 def evaluated_candidates(wildcards=None):
     """Every model in the tables, in a stable order: base, baselines and extras, search nodes, final."""
     ids = [BASE_ID, *CANDIDATE_SPECS]
-    for level in SEARCH_LEVELS:
-        ids += [n.id for n in level_contenders(level)]
-    if SEARCH_LEVELS:
-        ids.append(final_candidate())
-    return list(dict.fromkeys(ids))
+    nodes = [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
+    final = [final_candidate()] if SEARCH_LEVELS else []
+    ids = list(dict.fromkeys([*ids, *nodes, *final]))
+    groups = {"final": final, "baselines": BASELINE_IDS, "search": nodes}
+    return with_replicates(ids, groups, config["replicates"], config["seed"],
+                           lambda c: candidate_from_spec(spec_for(c)).trains)
 
 
 def deliverables():

@@ -19,7 +19,7 @@ rule train_candidate:
             if "importance" in input.keys()
             else []
         ),
-        seed=config["seed"],
+        seed=lambda wc: seed_for(wc.candidate),
         out_dir=lambda wc: train_dir(wc.candidate),
         launch=launcher(),
         code=code_hash("cofitune.stages.train:main"),

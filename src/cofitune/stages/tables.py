@@ -42,9 +42,12 @@ def summarise(
 
     candidates = io.read_parquet(candidates_file)
     ids = candidates.column("candidate").to_pylist()
+    replicates: dict[str, list[str]] = {}
+    for candidate, model in zip(ids, candidates.column("model").to_pylist(), strict=True):
+        replicates.setdefault(model, []).append(candidate)
     item_scores = item_scores_by_task(io.read_parquet(samples_file).to_pylist())
     intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
-                          {"base": "base", "full_sft": "full_sft"}, seed=seed)
+                          {"base": "base", "full_sft": "full_sft"}, seed=seed, replicates=replicates)
     summary = summary_table(candidates, intervals, final_id)
     io.write_parquet(summary_out, summary)
     io.write_text(markdown_out, markdown_report(summary) + "\n")
