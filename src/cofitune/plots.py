@@ -162,6 +162,8 @@ def search_tree(trace: list[dict], final: dict | None, out_file: str | Path, fmt
             ax.plot([parent_at[0], at[0]], [parent_at[1] - 0.35, at[1] + 0.35], color="#2ca02c" if row["chosen"] else "#bbbbbb",
                     lw=2.2 if row["chosen"] else 1.0, zorder=1)
             text = f"{row['layer_range']} {row['module_set']}\nUni. {row['uni']:.1f}  (Spe. {row['spe']:.1f}, Ver. {row['ver']:.1f})"
+            if row.get("p_best") is not None:
+                text += f"\nP(best) {row['p_best']:.2f}"
             _tree_box(ax, at, text, chosen=row["chosen"])
             if row["chosen"]:
                 kept_at = at

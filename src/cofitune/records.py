@@ -109,8 +109,10 @@ class EvalRecord(Record):
 @dataclass(frozen=True)
 class LevelDecision(Record):
     KIND: ClassVar[str] = "search_level"
+    VERSION: ClassVar[int] = 2
 
     level: int
     mode: str
-    contenders: list[dict[str, Any]]  # node, layer_range, module_set, spe, ver, uni
+    contenders: list[dict[str, Any]]  # node, layer_range, module_set, spe, ver, uni (+ p_best, diff, diff_lo, diff_hi, trainable_params)
     chosen_id: str
+    reason: str = ""  # why this node: the leader, or a smaller one within the tie band

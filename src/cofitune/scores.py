@@ -43,27 +43,24 @@ def candidate_scores(
     return row
 
 
-def bootstrap(
+def resampled_scores(
     item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
     candidates: Sequence[str],
     speciality: Sequence[str],
     groups: Mapping[str, Sequence[str]],
     rank_format: str,
-    reference: Mapping[str, str],
     n_resamples: int = 1000,
     seed: int = 1234,
-    level: float = 0.95,
     replicates: Mapping[str, Sequence[str]] | None = None,
-) -> dict[str, dict[str, tuple[float, float]]]:
-    """Percentile intervals over items (and seeds) for spe, ver, uni, ver_retention and spe_gain_ratio.
+):
+    """(models, spe, ver): each model's Spe. and Ver. under `n_resamples` resamples, arrays (models, resamples).
 
     `item_scores[(candidate, format, task)]` maps doc_id -> score in [0, 1]. Resampling is paired:
     one draw of items per task serves every candidate and format, so differences and ratios
-    between candidates (retention vs base, gain vs full SFT) get honest intervals.
-    `replicates` maps a model to the candidates that are its training seeds (default: each
-    candidate is a model of one seed). A model of several seeds is resampled hierarchically: each
-    resample draws its seeds with replacement, then the items (the shared draw), and averages.
-    `reference` names the 'base' and (optionally) 'full_sft' models; intervals are keyed by model.
+    between models get honest intervals. `replicates` maps a model to the candidates that are its
+    training seeds (default: each candidate is a model of one seed); a model of several seeds is
+    resampled hierarchically: each resample draws its seeds with replacement, then uses the shared
+    item draw, and averages. Draws: items per task (tasks sorted), then seeds per replicated model.
     """
     import numpy as np
 
@@ -81,10 +78,30 @@ def bootstrap(
     spe = np.mean([resampled("plain", t) for t in speciality], axis=0)
     ver = np.mean([np.mean([resampled(rank_format, t) for t in tasks_], axis=0) for tasks_ in groups.values()], axis=0)
     models = dict(replicates) if replicates else {c: [c] for c in candidates}
-    rows = [[candidates.index(c) for c in runs] for runs in models.values()]
+    rows = [[list(candidates).index(c) for c in runs] for runs in models.values()]
     seed_draws = [None if len(r) == 1 else rng.integers(0, len(r), (n_resamples, len(r))) for r in rows]
     spe, ver = (np.stack([_over_seeds(v, r, d) for r, d in zip(rows, seed_draws, strict=True)]) for v in (spe, ver))
-    candidates = list(models)
+    return list(models), spe, ver
+
+
+def bootstrap(
+    item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
+    candidates: Sequence[str],
+    speciality: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    rank_format: str,
+    reference: Mapping[str, str],
+    n_resamples: int = 1000,
+    seed: int = 1234,
+    level: float = 0.95,
+    replicates: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """Percentile intervals over items (and seeds) for spe, ver, uni, ver_retention and spe_gain_ratio,
+    keyed by model (see `resampled_scores`); `reference` names the 'base' and (optionally) 'full_sft' models."""
+    import numpy as np
+
+    candidates, spe, ver = resampled_scores(item_scores, candidates, speciality, groups, rank_format, n_resamples, seed,
+                                            replicates)
     values = {"spe": spe, "ver": ver, "uni": spe + ver}
     base = candidates.index(reference["base"])
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -208,12 +208,17 @@ def search_trace_table(levels: Sequence[LevelDecision]) -> pa.Table:
         for c in decision.contenders:
             rows.append({"level": decision.level, "mode": decision.mode, "node": c["node"], "parent": parent,
                          "layer_range": c["layer_range"], "module_set": c["module_set"], "spe": c["spe"], "ver": c["ver"],
-                         "uni": c["uni"], "chosen": c["node"] == decision.chosen_id})
+                         "uni": c["uni"], "chosen": c["node"] == decision.chosen_id,
+                         **{k: c.get(k) for k in CONFIDENCE_COLUMNS}, "reason": decision.reason})
         parent = decision.chosen_id
     schema = pa.schema([("level", pa.int32()), ("mode", pa.string()), ("node", pa.string()), ("parent", pa.string()),
                         ("layer_range", pa.string()), ("module_set", pa.string()), ("spe", pa.float64()), ("ver", pa.float64()),
-                        ("uni", pa.float64()), ("chosen", pa.bool_())])
+                        ("uni", pa.float64()), ("chosen", pa.bool_()), ("p_best", pa.float64()), ("diff", pa.float64()),
+                        ("diff_lo", pa.float64()), ("diff_hi", pa.float64()), ("trainable_params", pa.int64()), ("reason", pa.string())])
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+CONFIDENCE_COLUMNS = ("p_best", "diff", "diff_lo", "diff_hi", "trainable_params")
 
 
 def _interval(row: Mapping[str, Any], metric: str, fmt: str) -> str:
@@ -296,3 +301,18 @@ def task_scores_markdown(intervals: Mapping[tuple[str, str, str], tuple[float, f
     for (candidate, fmt, task), (score, low, high, items) in sorted(intervals.items()):
         lines.append(f"| {candidate} | {fmt} | {task} | {score:.1f} [{low:.1f}, {high:.1f}] | {items} |")
     return "\n".join(lines) + "\n"
+
+
+def search_confidence_markdown(trace: pa.Table) -> str:
+    """Each search level: the contenders' P(best) and Uni. difference to the leader, and why the kept one."""
+    rows = trace.to_pylist()
+    if not rows or rows[0].get("p_best") is None:
+        return ""
+    lines = ["", "Search decisions (P(best): share of resamples over items and seeds in which a contender has the "
+             "highest Uni.; difference to the leader with its 95% interval):", ""]
+    for level in sorted({r["level"] for r in rows}):
+        contenders = [r for r in rows if r["level"] == level]
+        parts = [f"{r['node']}{' (kept)' if r['chosen'] else ''} P(best) {r['p_best']:.2f}, "
+                 f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]" for r in contenders]
+        lines.append(f"- level {level}: {'; '.join(parts)}. {contenders[0]['reason']}.")
+    return "\n".join(lines)

@@ -5,10 +5,14 @@
 checkpoint decide_level:
     input:
         metrics=lambda wc: [eval_metrics(n.id) for n in level_contenders(int(wc.level))],
+        samples=lambda wc: [eval_samples(n.id) for n in level_contenders(int(wc.level))],
+        train=lambda wc: [train_metrics(n.id) for n in level_contenders(int(wc.level))],
     output:
         level_decision("{level}"),
     params:
         mode=SEARCH["mode"],
+        tie_band=SEARCH["tie_band"],
+        seed=config["seed"],
         contenders=lambda wc: [n.id for n in level_contenders(int(wc.level))],
         evaluation=EVALUATION,
         code=code_hash("cofitune.stages.search:decide_level"),

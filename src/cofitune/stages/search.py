@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from cofitune import search
-from cofitune.records import EvalRecord, LevelDecision
+from cofitune.decision import choose
+from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.regions import format_layer_range
 from cofitune.scores import candidate_scores
 
@@ -17,9 +18,11 @@ log = logging.getLogger(__name__)
 
 def decide_level(
     level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: Mapping[str, Any],
-    out_file: str | Path,
+    out_file: str | Path, samples_files: Sequence[str | Path] = (), train_files: Sequence[str | Path] = (),
+    tie_band: float | None = None, seed: int = 1234,
 ) -> None:
-    """Score a level's contenders from their evaluations and record the one the search keeps."""
+    """Score a level's contenders from their evaluations, with the confidence of the choice, and
+    record the node the search keeps (the leader, or a smaller one within the tie band)."""
     contenders = [search.Node.from_id(n) for n in node_ids]
     rows, scores = [], {}
     for node, metrics_file in zip(contenders, metrics_files, strict=True):
@@ -28,6 +31,29 @@ def decide_level(
         scores[node.id] = search.Score(uni=s["uni"], ver=s["ver"])
         rows.append({"node": node.id, "layer_range": format_layer_range(node.layer_range), "module_set": node.module_set,
                      "spe": s["spe"], "ver": s["ver"], "uni": s["uni"]})
-    chosen = search.best(contenders, scores)
-    log.info("level %d (%s): %s -> keep %s", level, mode, ", ".join(f"{r['node']} {r['uni']:.2f}" for r in rows), chosen.id)
-    LevelDecision(level=level, mode=mode, contenders=rows, chosen_id=chosen.id).write(out_file)
+    ranked = [n.id for n in sorted(contenders, key=lambda n: search.rank_key(n, scores[n.id]))]
+    chosen, reason = ranked[0], f"leader {ranked[0]} (no per-item scores: no confidence)"
+    if samples_files:
+        confidence = _confidence(ranked, rows, samples_files, evaluation, seed)
+        params = {TrainRecord.read(f).candidate: TrainRecord.read(f).trainable_params for f in train_files}
+        chosen, reason = choose(ranked, confidence, params, tie_band)
+        for row in rows:
+            c = confidence[row["node"]]
+            row.update(p_best=c.p_best, diff=c.diff, diff_lo=c.diff_lo, diff_hi=c.diff_hi, trainable_params=params[row["node"]])
+    log.info("level %d (%s): %s -> %s", level, mode, ", ".join(f"{r['node']} {r['uni']:.2f}" for r in rows), reason)
+    LevelDecision(level=level, mode=mode, contenders=rows, chosen_id=chosen, reason=reason).write(out_file)
+
+
+def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], samples_files: Sequence[str | Path],
+                evaluation: Mapping[str, Any], seed: int):
+    import pyarrow as pa
+
+    from cofitune import io
+    from cofitune.decision import level_confidence
+    from cofitune.scores import item_scores_by_task, resampled_scores
+
+    samples = pa.concat_tables([io.read_parquet(f) for f in samples_files]).to_pylist()
+    nodes = [r["node"] for r in rows]
+    _, spe, ver = resampled_scores(item_scores_by_task(samples), nodes, evaluation["speciality"], evaluation["groups"],
+                                   evaluation["rank_format"], seed=seed)
+    return level_confidence(nodes, [r["uni"] for r in rows], spe + ver, leader=ranked[0])

@@ -38,7 +38,7 @@ def summarise(
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, and the search trace."""
     from cofitune.scores import bootstrap, item_scores_by_task
-    from cofitune.tables import markdown_report, search_trace_table, summary_table
+    from cofitune.tables import markdown_report, search_confidence_markdown, search_trace_table, summary_table
 
     candidates = io.read_parquet(candidates_file)
     ids = candidates.column("candidate").to_pylist()
@@ -49,9 +49,10 @@ def summarise(
     intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
                           {"base": "base", "full_sft": "full_sft"}, seed=seed, replicates=replicates)
     summary = summary_table(candidates, intervals, final_id)
+    trace = search_trace_table([LevelDecision.read(p) for p in level_files])
     io.write_parquet(summary_out, summary)
-    io.write_text(markdown_out, markdown_report(summary) + "\n")
-    io.write_parquet(trace_out, search_trace_table([LevelDecision.read(p) for p in level_files]))
+    io.write_text(markdown_out, markdown_report(summary) + "\n" + search_confidence_markdown(trace) + "\n")
+    io.write_parquet(trace_out, trace)
 
 
 def plot_results(
