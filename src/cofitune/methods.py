@@ -9,6 +9,7 @@ config schema. Nothing else branches on method names.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from torch import nn
 
 from cofitune import regions
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from cofitune.candidates import Candidate
@@ -34,6 +37,7 @@ class Method(str, Enum):
     HFT = "hft"
     LAST_N = "last_n"
     WISE_FT = "wise_ft"
+    SPECTRUM = "spectrum"
 
     def __str__(self) -> str:
         return self.value
@@ -44,7 +48,7 @@ class Method(str, Enum):
 
 
 # What a config candidate may name as `method` (the region variants follow from layers/modules/softmask).
-CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT)
+CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT, Method.SPECTRUM)
 
 
 class Recipe:
@@ -180,6 +184,29 @@ class LastNRecipe(Recipe):
         return list(range(n_layers - int(candidate.options["n"]), n_layers))
 
 
+class SpectrumRecipe(Recipe):
+    """Spectrum (Hartford et al. 2024): the weight matrices whose singular values stand highest above
+    random-matrix noise, the top `fraction` of each module type, chosen from the weights alone."""
+
+    label = "Spectrum"
+
+    def default_id(self, options):
+        return f"spectrum_{float(options.get('fraction', 0.25)):g}"
+
+    def trainable_names(self, candidate, model, module_sets, seed):
+        from cofitune.spectrum import spectrum_selection
+
+        if any(p.is_meta for p in model.parameters()):
+            raise ValueError("Spectrum ranks matrices by their weights: it needs a loaded model (not training.sharding: fsdp)")
+        names, record = spectrum_selection(model, fraction=float(candidate.options.get("fraction", 0.25)))
+        log.info("Spectrum picked %d of %d matrices: %s", len(names), len(record),
+                 ", ".join(f"{r['name']} (SNR {r['snr']:.3g})" for r in record if r["selected"]))
+        return names
+
+    def layer_indices(self, candidate, n_layers):
+        return list(range(n_layers))
+
+
 class WiseFtRecipe(Recipe):
     """(1 - alpha) base + alpha full SFT: interpolated, not trained."""
 
@@ -224,6 +251,7 @@ RECIPES: dict[Method, Recipe] = {
     Method.HFT: HftRecipe(),
     Method.LAST_N: LastNRecipe(),
     Method.WISE_FT: WiseFtRecipe(),
+    Method.SPECTRUM: SpectrumRecipe(),
 }
 
 
@@ -250,4 +278,7 @@ def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
     last_n = baselines.get("last_n", {})
     if last_n.get("enabled"):
         specs.append({"method": "last_n", "n": last_n["n"]})
+    spectrum = baselines.get("spectrum", {})
+    if spectrum.get("enabled"):
+        specs.append({"method": "spectrum", "fraction": spectrum.get("fraction", 0.25)})
     return specs

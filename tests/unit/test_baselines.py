@@ -383,3 +383,21 @@ def test_lora_rejects_bad_hyperparameters(tiny_llama):
     for kwargs in ({"rank": 0}, {"rank": 2.5}, {"alpha": 0.0}, {"dropout": 1.0}):
         with pytest.raises(ValueError):
             wrap_lora(model, **{"rank": RANK, "alpha": ALPHA, "roles": ("q",), **kwargs})
+
+
+def test_spectrum_trains_the_matrices_it_ranks_highest_per_module_type(tiny_llama):
+    """A planted low-rank signal makes one layer's q_proj stand out: Spectrum picks it, and the
+    candidate trains exactly the selection."""
+    from cofitune.candidates import candidate_from_spec
+
+    model, _ = tiny_llama
+    q = model.model.layers[2].self_attn.q_proj.weight
+    with torch.no_grad():
+        u, v = torch.randn(q.shape[0], 1), torch.randn(1, q.shape[1])
+        q.add_(5.0 * u @ v / (u.norm() * v.norm()) * q.norm())
+    candidate = candidate_from_spec({"method": "spectrum", "fraction": 0.25})
+    assert candidate.id == "spectrum_0.25" and candidate.trains
+    names = candidate.trainable_names(model)
+    assert "model.layers.2.self_attn.q_proj.weight" in names
+    assert sum(".self_attn.q_proj." in n for n in names) == 1  # a quarter of 4 layers per module type
+    assert all(n.endswith(".weight") and ".layers." in n for n in names)
