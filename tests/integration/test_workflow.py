@@ -61,7 +61,7 @@ def test_candidates_table_schema_and_values(smoke):
                 assert not math.isnan(value), (row["candidate"], key)
         assert row["uni"] == pytest.approx(row["spe"] + row["ver"])
         assert row["ver"] == row["ver_chat"]  # the smoke preset ranks by the chat format
-        assert row["eval_batch_size"] == 8 and row["seed"] == 1234
+        assert row["eval_batch_size"] == 8 and row["seed"] == (1235 if row["candidate"] in replicates else 1234)
         assert "torch" in row["versions"]
     assert rows["base"]["final_loss"] is None and rows["base"]["trainable_params"] == 0
     regions_ = [rows[c]["trainable_params"] for c in ("full_sft", "0-0.5_mha+ffn", "hft", "lora", "last_1")]
