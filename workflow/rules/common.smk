@@ -204,6 +204,14 @@ def final_candidate():
     return region_id(chosen.layer_range, chosen.module_set, softmask=SEARCH["final_softmask"])
 
 
+def known_candidates():
+    """The models known before the search (base, baselines, extras, and their replicates): the
+    DAG runs them alongside the search instead of after it."""
+    ids = [BASE_ID, *CANDIDATE_SPECS]
+    return with_replicates(ids, {"baselines": BASELINE_IDS}, config["replicates"], config["seed"],
+                           lambda c: candidate_from_spec(spec_for(c)).trains)
+
+
 def evaluated_candidates(wildcards=None):
     """Every model in the tables, in a stable order: base, baselines and extras, search nodes, final."""
     ids = [BASE_ID, *CANDIDATE_SPECS]
