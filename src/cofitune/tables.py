@@ -88,7 +88,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "eval_batch_size": evaluated.batch_size,
         "eval_limit": evaluated.limit,
         "eval_wall_seconds": evaluated.wall_seconds,
-        "seed": trained.seed,  # the training seed (a replicate's own)
+        "seed": parse_replicate(evaluated.candidate)[1] or config["seed"],  # the training seed (a replicate's own)
         "config_hash": config_hash(config),
         "versions": json.dumps(package_versions(), sort_keys=True),
         **scores,
