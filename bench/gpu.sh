@@ -27,7 +27,7 @@ for stage in "${stages[@]}"; do
       "$PYTHON" bench/step_time.py --model smollm2-shape --precision bf16 --loss answer --steps 20 --warmup 3
       "$PYTHON" bench/step_time.py --model smollm2-shape --precision fp32 --loss answer --steps 20 --warmup 3
       "$PYTHON" bench/softmask_overhead.py --model smollm2-shape --steps 20 --rounds 3 --examples 256
-      "$PYTHON" bench/eval_speed.py --model smollm2-shape --limit 169 --chat ;;
+      "$PYTHON" bench/eval_speed.py --model smollm2-shape --limit 169 --chat && "$PYTHON" bench/eval_speed.py --model llama-1b-shape --dtype bf16 --batch 16 --limit 180 --chat ;;
     smoke)
       mkdir -p results
       "$PYTHON" - <<'EOF'
