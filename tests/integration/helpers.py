@@ -115,6 +115,18 @@ def repo_copy(dest: Path) -> Path:
     return dest
 
 
+def planned_gpus(output: str) -> dict[str, set[int]]:
+    """Parse a dry run's job blocks: rule -> the `gpu` resource values its jobs request."""
+    gpus: dict[str, set[int]] = {}
+    rule = None
+    for line in output.splitlines():
+        if match := re.match(r"(?:local)?rule (\w+):", line):
+            rule = match.group(1)
+        elif rule and (match := re.match(r"\s+resources: .*\bgpu=(\d+)", line)):
+            gpus.setdefault(rule, set()).add(int(match.group(1)))
+    return gpus
+
+
 def planned_jobs(output: str) -> dict[str, int]:
     """Parse Snakemake's 'Job stats' table: rule -> number of jobs (empty when nothing to do)."""
     jobs = {}

@@ -24,6 +24,7 @@ SMALL = {
     "baselines": {"full_sft": True, "v_softmask": False, "lora": {"enabled": False}, "wise_ft": {"alphas": []},
                   "l2": {"enabled": False}, "hft": {"enabled": False}, "last_n": {"enabled": False}},
     "candidates": [{"layers": "h2", "modules": "ffn", "softmask": True}],
+    "replicates": {"seeds": 1, "models": ["final", "baselines"]},
 }
 SITE_MEMORY_MB = {"default": 1000, "model": 2500}  # what this 2-core test node can give
 # Snakemake's polling is tuned for real clusters (40 s before the first check); on one node a job

@@ -45,11 +45,12 @@ def estimate_importance(
     rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
     size = settings["batch_size"]
     batches = [{**collate(rows[i : i + size], tokenizer.pad_token_id), "seed": seed * 1_000_003 + i} for i in range(0, len(rows), size)]
-    log.info("importance from %d examples in %d batches", len(rows), len(batches))
     estimator = ImportanceSettings(**{k: settings[k] for k in ("dropout", "temperature", "accumulate", "batch_size")})
     # Two disjoint halves (even and odd batches), estimated apart and pooled: the same work as one
     # pass, and their agreement says whether the ranking is signal or noise.
     halves = [half for half in (batches[0::2], batches[1::2]) if half]
+    mine = sum(len(half[accelerator.process_index :: accelerator.num_processes]) for half in halves)
+    log.info("importance from %d examples in %d batches (%d on this process)", len(rows), len(batches), mine)
     parts = [(_estimate_share(model, half, estimator, accelerator, sharding), _tokens(half)) for half in halves]
     raw = pooled(parts)
     reliability = split_half_reliability(parts[0][0], parts[1][0]) if len(parts) == 2 else {}
