@@ -50,16 +50,25 @@ def shared_prefix_lm(model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch
     several contexts are encoded together.
 
     Multiple-choice tasks ask for k continuations of one context; HFLM runs k full sequences.
-    Here up to `batch_size` contexts (questions) run in one left-padded forward pass; each context's
-    key/value cache is repeated for its own continuations, and all continuations of the batch run in
-    a second pass against those caches, with position ids counted from each context's real length.
-    The numbers equal HFLM's (tested on Llama, GPT-2 and GPT-NeoX shapes); generation is HFLM's own,
-    which already batches greedy decoding with stop sequences (tested against batch size 1).
+    Here `batch_size` counts questions (distinct contexts), not sequences: up to that many contexts
+    run in one left-padded forward pass (longest first, like HFLM), then every continuation of those
+    questions runs in a second pass against its own context's key/value cache (see
+    `score_shared_prefix`). A batch of 8 four-choice questions thus scores 32 continuation rows.
+    Requests that HFLM would truncate, or with an empty piece, and every request when the batch size
+    is "auto", take HFLM's own path. Results come back in request order and equal HFLM's (tested on
+    Llama, GPT-2 and GPT-NeoX shapes, abs 1e-4, same greedy flags).
+
+    Generation is HFLM's own `generate_until`: it already batches greedy decoding by `batch_size`
+    (left padding, attention mask, per-batch stop-sequence criteria, each answer cut at its first
+    stop sequence); tested to give batch size 1's strings.
     """
     from lm_eval.models.huggingface import HFLM
 
     class SharedPrefixHFLM(HFLM):
         def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, override_bs=None):
+            size = override_bs or self.batch_size
+            if not isinstance(size, int):  # "auto": HFLM's own batch-size search and path
+                return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
             groups: dict[tuple[int, ...], list[int]] = {}
             for index, (_, context, _) in enumerate(requests):
                 groups.setdefault(tuple(context), []).append(index)
@@ -72,11 +81,14 @@ def shared_prefix_lm(model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch
                 else:
                     batchable.append((list(context), members))
             batchable.sort(key=lambda group: -len(group[0]))  # similar lengths together: less padding
-            size = max(1, int(override_bs or self.batch_size or 1))
+            size = max(1, size)
+            autocast = torch.autocast(device_type=self.device.type, dtype=self.mixed_precision_dtype,
+                                      enabled=self.mixed_precision_dtype is not None)  # as HFLM's model calls
             for start in range(0, len(batchable), size):
                 chunk = batchable[start : start + size]
-                scored = score_shared_prefix(self.model, [c for c, _ in chunk], [[requests[i][2] for i in m] for _, m in chunk],
-                                             self.device)
+                with autocast:
+                    scored = score_shared_prefix(self.model, [c for c, _ in chunk],
+                                                 [[requests[i][2] for i in m] for _, m in chunk], self.device)
                 for (_, members), answers in zip(chunk, scored, strict=True):
                     for index, answer in zip(members, answers, strict=True):
                         results[index] = answer
@@ -94,36 +106,57 @@ def shared_prefix_lm(model: nn.Module, tokenizer: PreTrainedTokenizerBase, batch
 def score_shared_prefix(
     model: nn.Module, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]], device: str | torch.device,
 ) -> list[list[tuple[float, bool]]]:
-    """(log-likelihood, is-greedy) of each continuation of each context, two forward passes in all."""
-    import torch.nn.functional as F
+    """(log-likelihood, is-greedy) of each continuation of each context, two forward passes in all.
 
+    1. The contexts, left-padded to one width (attention mask 0 on the padding, position ids counted
+       from each context's first real token, which absolute-position models such as GPT-2 need).
+       Only the last column's logits are kept: they score every continuation's first token.
+    2. If any continuation is longer than one token: the key/value cache is gathered so that each
+       continuation row holds its own context's cache, and all continuations, minus their last token
+       (nothing scores what follows it), run as one right-padded batch against it; their positions
+       continue from their context's real length. A padded column repeats its row's last real
+       position, so that no row runs past the model's position table when another question of the
+       batch has a longer continuation.
+    Scores are gathered on the device and leave it once (one synchronisation per batch).
+    """
     width = max(map(len, contexts))
     ids = torch.zeros((len(contexts), width), dtype=torch.long, device=device)
     mask = torch.zeros_like(ids)
     for row, context in enumerate(contexts):  # left padding: every context ends at the last column
         ids[row, width - len(context) :] = torch.tensor(context, device=device)
         mask[row, width - len(context) :] = 1
-    prefix = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0), use_cache=True)
-    first = F.log_softmax(prefix.logits[:, -1].float(), dim=-1)
-    owner = torch.tensor([q for q, options in enumerate(continuations) for _ in options], device=device)
+    keep = {"logits_to_keep": 1} if _keeps_logits(model) else {}
+    prefix = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0), use_cache=True, **keep)
     flat = [c for options in continuations for c in options]
     longest = max(map(len, flat))
-    rest = None
-    if longest > 1:  # tokens after the first: one pass over every continuation against its context's cache
+    owner = torch.tensor([q for q, options in enumerate(continuations) for _ in options], device=device)
+    lengths = torch.tensor([len(c) for c in flat], device=device)
+    targets = torch.tensor([[*c, *[0] * (longest - len(c))] for c in flat], device=device)
+    logits = prefix.logits[:, -1].float()[owner, None]  # (rows, 1, vocab): predicts each first token
+    if longest > 1:
         cache = prefix.past_key_values
         cache.batch_select_indices(owner)
-        cont = torch.tensor([c + [c[-1]] * (longest - len(c)) for c in flat], device=device)
-        full_mask = torch.cat([mask[owner], torch.ones_like(cont)], dim=1)
-        positions = mask.sum(-1)[owner, None] + torch.arange(longest, device=device)
-        rest = F.log_softmax(model(input_ids=cont, past_key_values=cache, attention_mask=full_mask,
-                                   position_ids=positions).logits.float(), dim=-1)
+        steps = torch.arange(longest - 1, device=device)
+        positions = mask.sum(-1)[owner, None] + torch.minimum(steps, lengths[:, None] - 1)
+        rest = model(input_ids=targets[:, :-1], past_key_values=cache, position_ids=positions,
+                     attention_mask=torch.cat([mask[owner], torch.ones_like(targets[:, :-1])], dim=1))
+        logits = torch.cat([logits, rest.logits.float()], dim=1)  # (rows, longest, vocab)
+    logprobs = logits.gather(-1, targets[..., None]).squeeze(-1) - logits.logsumexp(-1)
+    real = torch.arange(longest, device=device) < lengths[:, None]
+    totals = torch.where(real, logprobs, 0.0).sum(-1).tolist()
+    greedy = ((logits.argmax(-1) == targets) | ~real).all(-1).tolist()
     answers: list[list[tuple[float, bool]]] = [[] for _ in contexts]
-    for row, (question, tokens) in enumerate(zip(owner.tolist(), flat, strict=True)):
-        steps = [first[question]] + ([rest[row, t] for t in range(len(tokens) - 1)] if rest is not None else [])
-        logprob = sum(float(step[token]) for step, token in zip(steps, tokens, strict=True))
-        greedy = all(int(step.argmax()) == token for step, token in zip(steps, tokens, strict=True))
-        answers[question].append((logprob, greedy))
+    for question, total, hit in zip(owner.tolist(), totals, greedy, strict=True):
+        answers[question].append((total, hit))
     return answers
+
+
+def _keeps_logits(model: nn.Module) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (skip the vocabulary projection elsewhere)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: EvalPlan, device: str = "cpu") -> EvalOutput:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from cofitune import io
 from cofitune.evaluate import EvalPlan, evaluate_model, resolve_metric
@@ -81,9 +82,54 @@ def test_batched_greedy_generation_equals_one_at_a_time(tiny_llama):
 
     model, tokenizer = tiny_llama
     prompts = ["What is 2 + 2?", "Name a planet.", "A longer prompt about the sea and the sky, then a question:", "Hi"]
-    requests = [Instance("generate_until", {}, (p, {"until": ["\n", "."], "max_gen_toks": 12, "do_sample": False}), i)
+
+    def requests(until):
+        return [Instance("generate_until", {}, (p, {"until": until, "max_gen_toks": 12, "do_sample": False}), i)
                 for i, p in enumerate(prompts)]
-    one = shared_prefix_lm(model, tokenizer, 1, "cpu").generate_until(requests)
-    batched = shared_prefix_lm(model, tokenizer, 4, "cpu").generate_until(requests)
-    assert batched == one and len(one) == len(prompts)
+
+    one = shared_prefix_lm(model, tokenizer, 1, "cpu").generate_until(requests(["\n", "."]))
+    batched = shared_prefix_lm(model, tokenizer, 4, "cpu").generate_until(requests(["\n", "."]))
+    uneven = shared_prefix_lm(model, tokenizer, 3, "cpu").generate_until(requests(["\n", "."]))
+    assert batched == one == uneven and len(one) == len(prompts)
     assert all("\n" not in text and "." not in text for text in batched)  # cut at the stop sequences
+    unstopped = shared_prefix_lm(model, tokenizer, 4, "cpu").generate_until(requests([]))
+    assert any(len(a) < len(b) for a, b in zip(batched, unstopped, strict=True))  # a row stopped while others ran on
+
+
+def _token_requests(seed: int, contexts: list[int], choices: list[list[int]]):
+    """Token-level requests: a random context of each length, with continuations of the given lengths."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def tokens(n):
+        return torch.randint(3, 300, (n,), generator=generator).tolist()
+
+    requests = []
+    for length, lengths in zip(contexts, choices, strict=True):
+        context = tokens(length)
+        requests += [((f"c{len(requests)}", "x"), context, tokens(n)) for n in lengths]
+    return requests
+
+
+@pytest.mark.parametrize("family", ["tiny_llama", "tiny_gpt2"])
+def test_shared_prefix_tokens_single_multi_and_near_the_position_limit(family, request):
+    """Single-token continuations only (one pass), mixed lengths, a context near the model's 1024
+    positions batched with a short context's long continuation (its padded columns must not run past
+    the position table), and a context too long for the model (HFLM's truncating path)."""
+    from lm_eval.models.huggingface import HFLM
+
+    from cofitune.evaluate import shared_prefix_lm
+
+    model, tokenizer = request.getfixturevalue(family)
+    cases = [
+        _token_requests(1, [7, 3, 12, 5], [[1, 1, 1, 1], [1, 1], [1, 1, 1], [1]]),
+        _token_requests(2, [9, 2, 15, 4, 6], [[1, 4, 2], [3], [1, 1], [5, 1, 2, 2], [2, 6]]),
+        _token_requests(3, [1000, 10, 1030], [[1, 1], [30, 1, 2], [2, 1]]),
+    ]
+    reference_lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu")
+    for requests in cases:
+        reference = reference_lm._loglikelihood_tokens(requests, disable_tqdm=True)
+        for batch_size in (1, 2, 3):
+            fast = shared_prefix_lm(model, tokenizer, batch_size, "cpu")._loglikelihood_tokens(requests, disable_tqdm=True)
+            assert len(fast) == len(reference) == len(requests)
+            for (ref_ll, ref_greedy), (ll, greedy) in zip(reference, fast, strict=True):
+                assert ll == pytest.approx(ref_ll, abs=1e-4) and greedy == ref_greedy
