@@ -96,12 +96,13 @@ def peft_lora_config(model: nn.Module, names: Sequence[str]) -> tuple[dict[str, 
     family = regions.family_of(model)
     layers_attr = family.layers_path.rsplit(".", 1)[-1]
     matrices: dict[str, set[int]] = defaultdict(set)
-    left_out = []
+    left_out, transposed = [], False
     for name in names:
         match = re.fullmatch(rf"{re.escape(family.layers_path)}\.(\d+)\.(.+)\.weight", name)
         module = model.get_submodule(name.removesuffix(".weight")) if match else None
         if match and _adaptable(module):
             matrices[match.group(2)].add(int(match.group(1)))
+            transposed |= type(module).__name__ == "Conv1D"  # GPT-2 stores (in, out)
         else:
             left_out.append(name)
     if not matrices:
@@ -113,7 +114,7 @@ def peft_lora_config(model: nn.Module, names: Sequence[str]) -> tuple[dict[str, 
     all_layers = len(layers) == len(regions.decoder_layers(model))
     config = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "bias": "none", "task_type": "CAUSAL_LM",
               "target_modules": sorted(matrices), "layers_to_transform": None if all_layers else layers,
-              "layers_pattern": None if all_layers else layers_attr}
+              "layers_pattern": None if all_layers else layers_attr, "fan_in_fan_out": transposed}
     note = "LoRA trains a low-rank update (r 16, alpha 32: adjust to taste) of the region's matrices, not the matrices themselves."
     if left_out:
         note += f" Not adapted (LoRA has no adapter for them): {len(left_out)} tensor(s), e.g. {', '.join(left_out[:3])}."

@@ -48,6 +48,7 @@ def test_every_export_selects_exactly_the_region(family, layer_range, module_set
                 if (m := re.fullmatch(rf"{re.escape(regions.family_of(model).layers_path)}\.(\d+)\.(.+)\.weight", n))
                 and type(model.get_submodule(n.removesuffix(".weight"))).__name__ in ("Linear", "Conv1D")}
     assert lora_wrapped(model, export.peft_lora) == matrices
+    assert export.peft_lora["fan_in_fan_out"] == (family == "tiny_gpt2")  # Conv1D's (in, out) layout, said up front
     assert any("fine level is not expressible" in note for note in export.notes)
     if module_set == "all" or family == "tiny_gpt2":  # norms or biases in the region: LoRA leaves them out, and says so
         assert any("Not adapted" in note for note in export.notes)
