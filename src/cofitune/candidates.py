@@ -8,6 +8,8 @@ A candidate is described by a small spec (a dict, as in the config):
   hft         {method: hft}                    - a seeded random half of each layer's matrices
   last_n      {method: last_n, n}              - LLaMA-Factory's freeze tuning
   wise_ft     {method: wise_ft, alpha}         - (1 - alpha) base + alpha full SFT, no training
+  spectrum    {method: spectrum, fraction}     - the matrices whose singular values stand out most
+  mofo        {method: mofo, fraction?}        - full SFT, each step changing the top-momentum entries
 What each method does lives in `cofitune.methods`. Region ids are built by `region_id` and
 parsed by `parse_region_id`, and by nothing else: search nodes ('0.25-0.5_ffn',
 '0-0.5_mha+ffn_softmask') need no spec in the config, their ids are parsed back into specs.
@@ -142,7 +144,7 @@ def candidate_from_spec(spec: Mapping[str, Any]) -> Candidate:
         candidate = _region(spec)
     else:
         options = {k: v for k, v in spec.items() if k not in ("id", "method", "training")}
-        layer_range, module_set = (None, "all") if method is Method.L2 else (None, "")
+        layer_range, module_set = (None, "all") if method.recipe.is_region else (None, "")  # L2, MoFO: every tensor
         candidate_id = spec.get("id") or method.recipe.default_id(options)
         candidate = Candidate(candidate_id, method, layer_range, module_set, options=options)
     if not re.fullmatch(ID_PATTERN, candidate.id) or candidate.id == BASE_ID:

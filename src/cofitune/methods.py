@@ -38,6 +38,7 @@ class Method(str, Enum):
     LAST_N = "last_n"
     WISE_FT = "wise_ft"
     SPECTRUM = "spectrum"
+    MOFO = "mofo"
 
     def __str__(self) -> str:
         return self.value
@@ -48,7 +49,7 @@ class Method(str, Enum):
 
 
 # What a config candidate may name as `method` (the region variants follow from layers/modules/softmask).
-CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT, Method.SPECTRUM)
+CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT, Method.SPECTRUM, Method.MOFO)
 
 
 class Recipe:
@@ -78,6 +79,10 @@ class Recipe:
 
     def grad_transforms(self, net: nn.Module, candidate: Candidate) -> list[Callable[[nn.Module], None]]:
         return []
+
+    def update_fraction(self, candidate: Candidate) -> float | None:
+        """The share of each trained tensor one optimizer step may change (MoFO); None: AdamW's all."""
+        return None
 
     def trained_tensors(self, net: nn.Module, candidate: Candidate, trainable: Sequence[str]) -> dict:
         keep = set(trainable)
@@ -129,6 +134,26 @@ class L2Recipe(RegionRecipe):
         from cofitune.baselines import L2Anchor
 
         return [L2Anchor(net, float(candidate.options["lam"]))]
+
+
+class MofoRecipe(RegionRecipe):
+    """MoFO (Chen et al. 2024): full SFT whose optimizer changes, in each step, only the `fraction`
+    of each tensor's entries with the largest momentum (`cofitune.mofo`)."""
+
+    def __init__(self):
+        super().__init__("MoFO", is_search_node=False)
+
+    def default_id(self, options):
+        return f"mofo_{self._fraction(options):g}"
+
+    def update_fraction(self, candidate):
+        return self._fraction(candidate.options)
+
+    @staticmethod
+    def _fraction(options: Mapping[str, Any]) -> float:
+        from cofitune.mofo import DEFAULT_FRACTION
+
+        return float(options.get("fraction", DEFAULT_FRACTION))
 
 
 class LoraRecipe(Recipe):
@@ -252,6 +277,7 @@ RECIPES: dict[Method, Recipe] = {
     Method.LAST_N: LastNRecipe(),
     Method.WISE_FT: WiseFtRecipe(),
     Method.SPECTRUM: SpectrumRecipe(),
+    Method.MOFO: MofoRecipe(),
 }
 
 
@@ -281,4 +307,7 @@ def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
     spectrum = baselines.get("spectrum", {})
     if spectrum.get("enabled"):
         specs.append({"method": "spectrum", "fraction": spectrum.get("fraction", 0.25)})
+    mofo = baselines.get("mofo", {})
+    if mofo.get("enabled"):
+        specs.append({"method": "mofo", **({"fraction": mofo["fraction"]} if "fraction" in mofo else {})})
     return specs

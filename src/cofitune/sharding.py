@@ -133,11 +133,12 @@ def full_tensor(t: torch.Tensor) -> torch.Tensor:
     return t.full_tensor() if isinstance(t, DTensor) else t
 
 
-def distribute_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """`full` laid out as `like` (a DTensor with the same global shape: every process keeps its block)."""
+def distribute_like(full: torch.Tensor, like: torch.Tensor, keep_dtype: bool = False) -> torch.Tensor:
+    """`full` laid out as `like` (a DTensor with the same global shape: every process keeps its
+    block), in `like`'s dtype unless `keep_dtype` (e.g. a boolean mask)."""
     from torch.distributed.tensor import DTensor
 
     if not isinstance(like, DTensor):
         return full
-    local = local_block(full.to(like.device, like.dtype), like)
+    local = local_block(full.to(like.device, full.dtype if keep_dtype else like.dtype), like)
     return DTensor.from_local(local.contiguous(), like.device_mesh, like.placements, shape=like.shape, stride=like.stride())

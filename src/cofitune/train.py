@@ -53,12 +53,13 @@ class TrainSettings:
     adam_eps: float = 1e-8
     max_grad_norm: float = 1.0
     seed: int = 1234
+    update_fraction: float | None = None  # MoFO's share of each tensor one step changes; None: AdamW
     save_every_steps: int = 50
     log_every_steps: int = 10
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], seed: int) -> TrainSettings:
-        known = {f for f in cls.__dataclass_fields__ if f != "seed"}
+        known = {f for f in cls.__dataclass_fields__ if f not in ("seed", "update_fraction")}  # those come from the run
         values = {k: v for k, v in cfg.items() if k in known}
         if "adam_betas" in values:
             values["adam_betas"] = tuple(values["adam_betas"])
@@ -125,8 +126,9 @@ def count_targets(rows: Sequence[dict[str, list[int]]]) -> int:
 # ------------------------------------------------------------------ optimisation pieces
 
 
-def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.AdamW:
-    """AdamW over trainable tensors only; no weight decay on biases and norm weights (1-D)."""
+def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """AdamW over trainable tensors only (MoFO's filtered AdamW when `update_fraction` is set); no
+    weight decay on biases and norm weights (1-D)."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params:
         raise ValueError("the region selects no trainable parameters")
@@ -134,9 +136,13 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Ad
         {"params": [p for _, p in params if p.ndim >= 2], "weight_decay": settings.weight_decay},
         {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
-    return torch.optim.AdamW(
-        [g for g in groups if g["params"]], lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps
-    )
+    groups = [g for g in groups if g["params"]]
+    if settings.update_fraction is not None:
+        from cofitune.mofo import MoFO
+
+        return MoFO(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps,
+                    fraction=settings.update_fraction)
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps)
 
 
 def learning_rate_at(step: int, n_steps: int, settings: TrainSettings) -> float:

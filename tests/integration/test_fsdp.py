@@ -110,6 +110,13 @@ def test_each_process_masks_exactly_the_gradient_block_it_holds(tmp_path):
     assert report == {"checked": 2 * 4 * 5, "world": 2}  # rows and columns x 4 layers x q, k, v, up, down
 
 
+def test_mofo_chooses_from_the_whole_tensor_under_sharding(tmp_path):
+    """Bitwise the single process's steps: a choice per shard (each block's own top 15%) would differ."""
+    proc = torchrun("mofo", str(tmp_path / "report.json"), port=29547)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert json.loads((tmp_path / "report.json").read_text()) == {"checked": 2 * 38, "world": 2}  # 38 tensors, by rows and columns
+
+
 def test_importance_of_a_sharded_model_equals_one_process(tmp_path):
     from cofitune.stages.importance import estimate_importance
 
@@ -162,14 +169,15 @@ def test_a_sharded_workflow_with_two_processes_per_job_runs_through_the_rules(tm
         search={"mode": "off"}, replicates={"seeds": 1, "models": ["final", "baselines"]},
         candidates=[{"layers": "h1", "modules": "mha+ffn", "softmask": True}],
         baselines={"full_sft": True, "v_softmask": False, "lora": {"enabled": False}, "wise_ft": {"alphas": [0.5]},
-                   "l2": {"enabled": True, "lam": 0.01}, "hft": {"enabled": True}, "last_n": {"enabled": True, "n": 1}},
+                   "l2": {"enabled": True, "lam": 0.01}, "hft": {"enabled": True}, "last_n": {"enabled": True, "n": 1},
+                   "mofo": {"enabled": True}},
         training={"learning_rate": 1.0e-3, "max_steps": 4, "micro_batch_size": 4, "max_length": 128, "save_every_steps": 2,
                   "sharding": "fsdp", "launcher": "torchrun", "processes": 2},
         evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
     )
     proc = snakemake(workdir, configfile=config)
     assert proc.returncode == 0, describe_failure(proc, workdir)
-    for candidate in ("0-0.5_mha+ffn_softmask", "full_sft", "l2", "hft", "last_1"):
+    for candidate in ("0-0.5_mha+ffn_softmask", "full_sft", "l2", "hft", "last_1", "mofo_0.15"):
         record = io.read_json(workdir / "results" / "train" / candidate / "train_metrics.json")
         assert (record["sharding"], record["processes"]) == ("fsdp", 2), candidate
     assert (workdir / "results" / "logs" / "importance" / "sft.log").read_text().count("4 batches (2 on this process)") == 2

@@ -30,7 +30,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-BASELINES = {"full_sft", "full_sft_lr0.0001", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1", "spectrum_0.5"}
+BASELINES = {"full_sft", "full_sft_lr0.0001", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1", "spectrum_0.5", "mofo_0.15"}
 TRAINED_BASELINES = BASELINES - {"wise_ft_0.5"}
 
 

@@ -77,4 +77,4 @@ def test_full_sft_learning_rates_and_candidate_overrides_are_checked(config):
 def test_static_specs_are_the_enabled_baselines_then_the_extras(config):
     specs = static_specs({**config, "candidates": [{"layers": "q2", "modules": "ffn"}]})
     assert specs[0] == {"layers": "all", "modules": "all"} and specs[-1] == {"layers": "q2", "modules": "ffn"}
-    assert len(specs) == 9 + 1  # smoke enables all eight baseline kinds (one Wise-FT mix, full SFT at two rates)
+    assert len(specs) == 10 + 1  # smoke enables all nine baseline kinds (one Wise-FT mix, full SFT at two rates)

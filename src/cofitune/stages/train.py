@@ -8,6 +8,7 @@ import logging
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ def train_candidate(
     from cofitune.train import TrainSettings, train
 
     out_dir, candidate = Path(out_dir), candidate_from_spec(candidate_spec)
-    settings = TrainSettings.from_config(dict(training), seed=seed)
+    settings = replace(TrainSettings.from_config(dict(training), seed=seed), update_fraction=candidate.recipe.update_fraction(candidate))
     accelerator = build_accelerator(training.get("precision", "auto"))
     set_seed(seed)
     sharding = ShardingSettings.from_config(dict(training))
