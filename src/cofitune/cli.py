@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 LAUNCHED = {"train": "cofitune.stages.train", "importance": "cofitune.stages.importance"}
 
@@ -69,10 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         merge(args.model_dir, args.trained, args.out_dir)
     elif args.command == "summary":
+        from cofitune.claims import CLAIMS_FILE
         from cofitune.io import read_parquet
         from cofitune.tables import markdown_report
 
-        print(markdown_report(read_parquet(args.table)))
+        claims = Path(args.table).with_name(CLAIMS_FILE)  # the workflow writes it beside the summary
+        print(markdown_report(read_parquet(args.table), read_parquet(claims) if claims.is_file() else None))
     elif args.command == "plan-memory":
         from cofitune.memory import FFN_Q2, FULL_SFT, SHAPES, memory_table
 

@@ -122,6 +122,35 @@ def bootstrap(
     return intervals
 
 
+def paired_difference_intervals(
+    item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
+    candidates: Sequence[str],
+    speciality: Sequence[str],
+    groups: Mapping[str, Sequence[str]],
+    rank_format: str,
+    pairs: Sequence[tuple[str, str]],
+    n_resamples: int = 1000,
+    seed: int = 1234,
+    level: float = 0.95,
+    replicates: Mapping[str, Sequence[str]] | None = None,
+) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
+    """(model, reference) -> metric -> percentile interval of model minus reference, for spe, ver
+    and uni, over the paired hierarchical resamples of `resampled_scores` (same items, and each
+    model's own seed draws)."""
+    import numpy as np
+
+    models, spe, ver = resampled_scores(item_scores, candidates, speciality, groups, rank_format, n_resamples, seed, replicates)
+    values = {"spe": spe, "ver": ver, "uni": spe + ver}
+    tail = (1.0 - level) / 2.0 * 100.0
+    out: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    for model, reference in pairs:
+        i, j = models.index(model), models.index(reference)
+        out[(model, reference)] = {
+            name: tuple(float(x) for x in np.percentile(v[i] - v[j], [tail, 100.0 - tail])) for name, v in values.items()
+        }
+    return out
+
+
 def _over_seeds(values, rows: Sequence[int], draws):
     """One model's resampled scores: its single run's, or the mean over each resample's drawn seeds."""
     import numpy as np

@@ -234,8 +234,11 @@ def _number(value: float | None, fmt: str) -> str:
     return "" if value is None else fmt.format(value)
 
 
-def markdown_report(summary: pa.Table) -> str:
-    """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals."""
+def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
+    """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals; then
+    the claims (`cofitune.claims`) when given."""
+    from cofitune.claims import claims_markdown
+
     header = "| model | region | trained | Spe. | Ver. | Uni. | KL | Ver. kept | Spe. gain | train s |"
     lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.to_pylist():
@@ -252,10 +255,11 @@ def markdown_report(summary: pa.Table) -> str:
     lines.append("")
     lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)). "
                  "KL = mean KL(base || model) per token on the importance data (nats).")
-    lines += comparison_lines(summary.to_pylist())
     rho, n = kl_forgetting_correlation(summary.to_pylist())
     if n:
         lines.append(f"Forgetting signal: Spearman rank correlation of KL with the Ver. drop (Ver.(base) - Ver.) = {rho:.2f} over {n} trained models.")
+    if claims is not None:
+        lines.append(claims_markdown(claims))
     return "\n".join(lines)
 
 
@@ -269,21 +273,6 @@ def matched_full_sft(rows: Sequence[Mapping[str, Any]], spe: float) -> Mapping[s
     """The full-SFT run whose Spe. is closest to `spe` (ties: the lower learning rate)."""
     full = full_sft_rows(rows)
     return min(full, key=lambda r: abs(r["spe"] - spe)) if full else None
-
-
-def comparison_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """CoFiTune against full SFT at the default learning rate and at matched speciality."""
-    final = next((r for r in rows if r["cofitune"]), None)
-    default = next((r for r in rows if r["candidate"] == Method.FULL_SFT.value), None)
-    if final is None or default is None:
-        return []
-    lines = []
-    matched = matched_full_sft(rows, final["spe"])
-    for what, ref in (("default learning rate", default), ("matched speciality", matched)):
-        lr = "" if ref["learning_rate"] is None or "(lr " in ref["label"] else f", lr {ref['learning_rate']:g}"
-        lines.append(f"CoFiTune vs full SFT at {what} ({ref['label']}{lr}): "
-                     f"Spe. {final['spe'] - ref['spe']:+.1f}, Ver. {final['ver'] - ref['ver']:+.1f}, Uni. {final['uni'] - ref['uni']:+.1f}.")
-    return lines if matched is not default else lines[:1]
 
 
 def kl_forgetting_correlation(rows: Sequence[Mapping[str, Any]]) -> tuple[float, int]:

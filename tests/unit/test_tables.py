@@ -80,23 +80,15 @@ def test_the_forgetting_signal_is_judged_by_its_rank_correlation_with_the_ver_dr
     assert kl_forgetting_correlation(rows[:3])[1] == 0  # two models: no correlation reported
 
 
-def test_cofitune_is_compared_with_full_sft_at_the_default_and_at_matched_speciality():
-    from cofitune.tables import comparison_lines, full_sft_rows, matched_full_sft
+def test_full_sft_runs_form_a_curve_and_the_matched_one_has_the_closest_speciality():
+    from cofitune.tables import full_sft_rows, matched_full_sft
 
-    def row(candidate, method, lr, spe, ver, cofitune=False):
-        return {"candidate": candidate, "method": method, "label": candidate, "learning_rate": lr, "spe": spe, "ver": ver,
-                "uni": spe + ver, "cofitune": cofitune}
-
-    rows = [row("full_sft", "full_sft", 3e-4, 40.0, 50.0), row("full_sft_lr0.0001", "full_sft", 1e-4, 22.0, 64.0),
-            row("full_sft_lr3e-05", "full_sft", 3e-5, 5.0, 66.0), row("final", "region_softmask", 3e-4, 20.0, 70.0, True),
-            row("base", "base", None, 0.0, 66.0)]
+    rows = [{"candidate": c, "method": m, "learning_rate": lr, "spe": spe} for c, m, lr, spe in (
+        ("full_sft", "full_sft", 3e-4, 40.0), ("full_sft_lr0.0001", "full_sft", 1e-4, 22.0),
+        ("full_sft_lr3e-05", "full_sft", 3e-5, 5.0), ("final", "region+softmask", 3e-4, 20.0), ("base", "base", None, 0.0))]
     assert [r["candidate"] for r in full_sft_rows(rows)] == ["full_sft_lr3e-05", "full_sft_lr0.0001", "full_sft"]
     assert matched_full_sft(rows, 20.0)["candidate"] == "full_sft_lr0.0001"
-    default, matched = comparison_lines(rows)
-    assert "default learning rate (full_sft, lr 0.0003): Spe. -20.0, Ver. +20.0, Uni. +0.0" in default
-    assert "matched speciality (full_sft_lr0.0001, lr 0.0001): Spe. -2.0, Ver. +6.0, Uni. +4.0" in matched
-    assert len(comparison_lines([r for r in rows if r["candidate"] != "full_sft_lr0.0001"])) == 2  # 3e-05 is closer than 3e-4
-    assert len(comparison_lines(rows[:1] + rows[3:])) == 1  # the default run is the matched one: said once
+    assert matched_full_sft(rows, 12.0)["candidate"] == "full_sft_lr3e-05"  # 7 from 5, 10 from 22
 
 
 def test_a_replicated_model_is_one_summary_row_averaged_over_its_seeds():

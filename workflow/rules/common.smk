@@ -17,6 +17,7 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 from cofitune import search
+from cofitune.claims import CLAIMS_FILE
 from cofitune.candidates import (
     BASE_ID,
     ID_PATTERN,
@@ -57,6 +58,7 @@ TABLES = [RESULTS / "tables" / "candidates.parquet", RESULTS / "tables" / "sampl
 SUMMARY = RESULTS / "tables" / "summary.parquet"
 SUMMARY_MD = RESULTS / "tables" / "summary.md"
 SEARCH_TRACE = RESULTS / "tables" / "search_trace.parquet"
+CLAIMS = RESULTS / "tables" / CLAIMS_FILE
 IMPORTANCE_TABLE = RESULTS / "tables" / "importance.parquet"
 COMBINED_IMPORTANCE = RESULTS / "importance" / "combined.safetensors"
 PLOTS = [RESULTS / "plots" / "tradeoff.png", RESULTS / "plots" / "loss_curves.png"]

@@ -31,6 +31,7 @@ rule summarise_results:
         summary=SUMMARY,
         markdown=report(SUMMARY_MD, caption="../report/summary.rst", category="Results"),
         trace=SEARCH_TRACE,
+        claims=CLAIMS,
     params:
         final=lambda wc: final_candidate() if SEARCH_LEVELS else None,
         evaluation=EVALUATION,

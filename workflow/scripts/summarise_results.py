@@ -5,5 +5,5 @@ with logged_to(snakemake.log[0]):
     summarise(
         snakemake.input.candidates, snakemake.input.samples, snakemake.input.levels, snakemake.params.final,
         snakemake.params.evaluation, snakemake.params.seed, snakemake.output.summary, snakemake.output.markdown,
-        snakemake.output.trace,
+        snakemake.output.trace, snakemake.output.claims,
     )

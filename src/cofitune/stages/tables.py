@@ -35,9 +35,11 @@ def aggregate(
 def summarise(
     candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
     evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
+    claims_out: str | Path,
 ) -> None:
-    """summary.parquet (+ Markdown) with bootstrap intervals, and the search trace."""
-    from cofitune.scores import bootstrap, item_scores_by_task
+    """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search trace."""
+    from cofitune.claims import claims_for, claims_table
+    from cofitune.scores import bootstrap, item_scores_by_task, paired_difference_intervals
     from cofitune.tables import markdown_report, search_confidence_markdown, search_trace_table, summary_table
 
     candidates = io.read_parquet(candidates_file)
@@ -49,9 +51,15 @@ def summarise(
     intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
                           {"base": "base", "full_sft": "full_sft"}, seed=seed, replicates=replicates)
     summary = summary_table(candidates, intervals, final_id)
+    claims = claims_for(summary.to_pylist(), final_id)
+    differences = paired_difference_intervals(
+        item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
+        [(c.model, c.reference) for c in claims], seed=seed, replicates=replicates)
+    claims = claims_table(summary.to_pylist(), claims, differences)
     trace = search_trace_table([LevelDecision.read(p) for p in level_files])
     io.write_parquet(summary_out, summary)
-    io.write_text(markdown_out, markdown_report(summary) + "\n" + search_confidence_markdown(trace) + "\n")
+    io.write_parquet(claims_out, claims)
+    io.write_text(markdown_out, markdown_report(summary, claims) + "\n" + search_confidence_markdown(trace) + "\n")
     io.write_parquet(trace_out, trace)
 
 
