@@ -70,6 +70,8 @@ def claims_table(
     rows: Sequence[Mapping[str, Any]], claims: Sequence[Claim], intervals: Mapping[tuple[str, str], Mapping[str, tuple[float, float]]],
 ) -> pa.Table:
     """One row per claim and metric: the difference model - reference, its interval, the verdict."""
+    from cofitune.tables import display_name
+
     by_id = {r["candidate"]: r for r in rows}
     out = []
     for claim in claims:
@@ -77,8 +79,8 @@ def claims_table(
         for metric in METRICS:
             low, high = intervals[(claim.model, claim.reference)][metric]
             out.append({
-                "claim": claim.name, "model": claim.model, "model_label": model["label"], "reference": claim.reference,
-                "reference_label": reference["label"], "metric": metric, "diff": model[metric] - reference[metric],
+                "claim": claim.name, "model": claim.model, "model_label": display_name(model), "reference": claim.reference,
+                "reference_label": display_name(reference), "metric": metric, "diff": model[metric] - reference[metric],
                 "diff_lo": low, "diff_hi": high, "verdict": verdict(low, high),
                 "model_seeds": model.get("n_seeds") or 1, "reference_seeds": reference.get("n_seeds") or 1,
             })

@@ -234,6 +234,13 @@ def _number(value: float | None, fmt: str) -> str:
     return "" if value is None else fmt.format(value)
 
 
+def display_name(row: Mapping[str, Any]) -> str:
+    """How the summary names a model: its label, or 'node <id>' for a search node."""
+    if Method(row["method"]).recipe.is_search_node and not row.get("cofitune"):
+        return f"node {row['candidate']}"
+    return row["label"]
+
+
 def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
     """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals; then
     the claims (`cofitune.claims`) when given."""
@@ -243,9 +250,7 @@ def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
     lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for row in summary.to_pylist():
         region = f"{row['layer_range']} {row['module_set']}".strip() + (" +mask" if row["softmask"] else "")
-        name = f"**{row['label']}**" if row["cofitune"] else row["label"]
-        if Method(row["method"]).recipe.is_search_node and not row["cofitune"]:
-            name = f"node {row['candidate']}"
+        name = f"**{row['label']}**" if row["cofitune"] else display_name(row)
         lines.append(
             f"| {name}{' *' if row['pareto'] else ''} | {region} | {row['trainable_fraction']:.1%} | "
             f"{_interval(row, 'spe', '{:.1f}')} | {_interval(row, 'ver', '{:.1f}')} | {_interval(row, 'uni', '{:.1f}')} | "

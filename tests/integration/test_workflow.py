@@ -42,6 +42,11 @@ def _search_nodes(workdir):
     return {r["node"] for r in _rows(workdir, "search_trace")}
 
 
+def _replicates(workdir) -> set[str]:
+    """The smoke preset's second seeds: of the final model, of its region without the soft-mask, of full SFT."""
+    return {f"{_final(workdir)}_seed1235", f"{_final(workdir).removesuffix('_softmask')}_seed1235", "full_sft_seed1235"}
+
+
 def _final(workdir):
     return next(r["candidate"] for r in _rows(workdir, "summary") if r["cofitune"])
 
@@ -49,7 +54,7 @@ def _final(workdir):
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
     rows = {r["candidate"]: r for r in table.to_pylist()}
-    replicates = {f"{_final(smoke)}_seed1235", "full_sft_seed1235"}  # the smoke preset: 2 seeds of final and full SFT
+    replicates = _replicates(smoke)
     assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)} | replicates
     assert {r["model"] for r in rows.values()} == set(rows) - replicates
     for name in ("layer_indices", "trainable_params", "spe", "ver", "uni", "config_hash", "versions", "eval_batch_size",
@@ -126,7 +131,7 @@ def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(
         (chosen,) = [r for r in contenders if r["chosen"]]
         assert uni[chosen["node"]] == max(uni[r["node"]] for r in contenders)
     trained = {p.name for p in (smoke / "results" / "train").iterdir()}
-    assert trained == BASELINES | _search_nodes(smoke) | {_final(smoke)} | {f"{_final(smoke)}_seed1235", "full_sft_seed1235"}
+    assert trained == BASELINES | _search_nodes(smoke) | {_final(smoke)} | _replicates(smoke)
     assert _final(smoke) == next(r["node"] for r in trace if r["level"] == 3 and r["chosen"]) + "_softmask"
 
 
@@ -145,6 +150,22 @@ def test_a_replicate_changes_the_trained_weights_and_nothing_else(smoke):
     assert summary["full_sft"]["n_seeds"] == summary[_final(smoke)]["n_seeds"] == 2 and summary["base"]["n_seeds"] == 1
     candidates = {r["candidate"]: r for r in _rows(smoke, "candidates")}
     assert summary["full_sft"]["uni"] == pytest.approx((candidates["full_sft"]["uni"] + candidates["full_sft_seed1235"]["uni"]) / 2)
+
+
+def test_the_claims_compare_replicated_models_with_paired_intervals(smoke):
+    claims = _rows(smoke, "claims")
+    summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
+    names = {r["claim"] for r in claims}
+    assert {"forgetting", "vs full SFT", "fine level", "vs base"} <= names and len(claims) == 3 * len(names)
+    fine = {r["metric"]: r for r in claims if r["claim"] == "fine level"}
+    assert fine["uni"]["model"] == _final(smoke) and fine["uni"]["reference"] == _final(smoke).removesuffix("_softmask")
+    assert (fine["uni"]["model_seeds"], fine["uni"]["reference_seeds"]) == (2, 2)
+    for row in claims:
+        assert row["diff"] == pytest.approx(summary[row["model"]][row["metric"]] - summary[row["reference"]][row["metric"]])
+        assert row["diff_lo"] <= row["diff_hi"] and row["verdict"] in ("higher", "lower", "undecided")
+        assert (row["verdict"] == "undecided") == (row["diff_lo"] <= 0.0 <= row["diff_hi"])
+    markdown = (smoke / "results" / "tables" / "summary.md").read_text()
+    assert f"- fine level: CoFiTune vs node {fine['uni']['reference']} (2 vs 2 seed(s)): Spe. " in markdown
 
 
 def test_summary_has_intervals_retention_and_gain(smoke):

@@ -14,7 +14,7 @@ FINAL = "0.25-0.75_mha+ffn_softmask"
 
 def _row(candidate, method, spe, ver, lr=None, label=None, n_seeds=1):
     return {"candidate": candidate, "method": method, "spe": spe, "ver": ver, "uni": spe + ver, "learning_rate": lr,
-            "label": label or candidate, "n_seeds": n_seeds}
+            "label": label or candidate, "n_seeds": n_seeds, "cofitune": label == "CoFiTune"}
 
 
 ROWS = [_row("base", "base", 0.0, 60.0, label="Base"), _row("full_sft", "full_sft", 40.0, 45.0, 1e-3, "Full SFT", 2),
@@ -87,4 +87,4 @@ def test_the_claims_table_and_its_lines():
                                                                       ("uni", 0.0, "lower")]
     assert (fine[0]["model_seeds"], fine[0]["reference_seeds"]) == (2, 1)
     text = claims_markdown(table)
-    assert "- fine level: CoFiTune vs 0.25-0.75_mha+ffn (2 vs 1 seed(s)): Spe. -4.0 [-1.0, +2.0] undecided; Ver. +4.0 [+0.5, +4.0] higher" in text
+    assert "- fine level: CoFiTune vs node 0.25-0.75_mha+ffn (2 vs 1 seed(s)): Spe. -4.0 [-1.0, +2.0] undecided; Ver. +4.0 [+0.5, +4.0] higher" in text

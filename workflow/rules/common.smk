@@ -206,6 +206,14 @@ def final_candidate():
     return region_id(chosen.layer_range, chosen.module_set, softmask=SEARCH["final_softmask"])
 
 
+def final_unmasked():
+    """The last level's kept node when the final model adds the soft-mask to it: the fine level's reference."""
+    if not SEARCH_LEVELS or not SEARCH["final_softmask"]:
+        return []
+    chosen = chosen_nodes(len(SEARCH_LEVELS))[-1]
+    return [region_id(chosen.layer_range, chosen.module_set, softmask=False)]
+
+
 def known_candidates():
     """The models known before the search (base, baselines, extras, and their replicates): the
     DAG runs them alongside the search instead of after it."""
@@ -220,7 +228,7 @@ def evaluated_candidates(wildcards=None):
     nodes = [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
     final = [final_candidate()] if SEARCH_LEVELS else []
     ids = list(dict.fromkeys([*ids, *nodes, *final]))
-    groups = {"final": final, "baselines": BASELINE_IDS, "search": nodes}
+    groups = {"final": final, "final_unmasked": final_unmasked(), "baselines": BASELINE_IDS, "search": nodes}
     return with_replicates(ids, groups, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 
