@@ -208,12 +208,12 @@ def search_trace_table(levels: Sequence[LevelDecision]) -> pa.Table:
         for c in decision.contenders:
             rows.append({"level": decision.level, "mode": decision.mode, "node": c["node"], "parent": parent,
                          "layer_range": c["layer_range"], "module_set": c["module_set"], "spe": c["spe"], "ver": c["ver"],
-                         "uni": c["uni"], "chosen": c["node"] == decision.chosen_id,
+                         "uni": c["uni"], "n_seeds": c.get("n_seeds", 1), "chosen": c["node"] == decision.chosen_id,
                          **{k: c.get(k) for k in CONFIDENCE_COLUMNS}, "reason": decision.reason})
         parent = decision.chosen_id
     schema = pa.schema([("level", pa.int32()), ("mode", pa.string()), ("node", pa.string()), ("parent", pa.string()),
                         ("layer_range", pa.string()), ("module_set", pa.string()), ("spe", pa.float64()), ("ver", pa.float64()),
-                        ("uni", pa.float64()), ("chosen", pa.bool_()), ("p_best", pa.float64()), ("diff", pa.float64()),
+                        ("uni", pa.float64()), ("n_seeds", pa.int64()), ("chosen", pa.bool_()), ("p_best", pa.float64()), ("diff", pa.float64()),
                         ("diff_lo", pa.float64()), ("diff_hi", pa.float64()), ("trainable_params", pa.int64()), ("reason", pa.string())])
     return pa.Table.from_pylist(rows, schema=schema)
 

@@ -206,6 +206,16 @@ def final_candidate():
     return region_id(chosen.layer_range, chosen.module_set, softmask=SEARCH["final_softmask"])
 
 
+def node_runs(node_id):
+    """A search node's evaluated runs: itself, and its other seeds when `replicates.models` names
+    `search` or the node; the level's decision averages and resamples them."""
+    return with_replicates([node_id], {"search": [node_id]}, config["replicates"], config["seed"], lambda c: True)
+
+
+def level_runs(level):
+    return {n.id: node_runs(n.id) for n in level_contenders(int(level))}
+
+
 def final_unmasked():
     """The last level's kept node when the final model adds the soft-mask to it: the fine level's reference."""
     if not SEARCH_LEVELS or not SEARCH["final_softmask"]:

@@ -4,8 +4,8 @@
 # rerun after a kill retrains nothing that finished.
 checkpoint decide_level:
     input:
-        metrics=lambda wc: [eval_metrics(n.id) for n in level_contenders(int(wc.level))],
-        samples=lambda wc: [eval_samples(n.id) for n in level_contenders(int(wc.level))],
+        metrics=lambda wc: [eval_metrics(r) for runs in level_runs(wc.level).values() for r in runs],
+        samples=lambda wc: [eval_samples(r) for runs in level_runs(wc.level).values() for r in runs],
         train=lambda wc: [train_metrics(n.id) for n in level_contenders(int(wc.level))],
     output:
         level_decision("{level}"),
@@ -14,6 +14,7 @@ checkpoint decide_level:
         tie_band=SEARCH["tie_band"],
         seed=config["seed"],
         contenders=lambda wc: [n.id for n in level_contenders(int(wc.level))],
+        runs=lambda wc: level_runs(wc.level),
         evaluation=EVALUATION,
         code=code_hash("cofitune.stages.search:decide_level"),
     log:

@@ -19,23 +19,32 @@ log = logging.getLogger(__name__)
 def decide_level(
     level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: Mapping[str, Any],
     out_file: str | Path, samples_files: Sequence[str | Path] = (), train_files: Sequence[str | Path] = (),
-    tie_band: float | None = None, seed: int = 1234,
+    tie_band: float | None = None, seed: int = 1234, runs: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Score a level's contenders from their evaluations, with the confidence of the choice, and
-    record the node the search keeps (the leader, or a smaller one within the tie band)."""
+    record the node the search keeps (the leader, or a smaller one within the tie band).
+
+    `runs` maps a node to its evaluated runs (itself and its replicate seeds; default: itself); the
+    files follow the runs in order. A replicated node scores the mean over its seeds, and the
+    confidence resamples its seeds, then items."""
+    runs = {n: list(runs[n]) if runs and n in runs else [n] for n in node_ids}
     contenders = [search.Node.from_id(n) for n in node_ids]
-    rows, scores = [], {}
-    for node, metrics_file in zip(contenders, metrics_files, strict=True):
+    run_scores = {}
+    for run, metrics_file in zip([r for n in node_ids for r in runs[n]], metrics_files, strict=True):
         record = EvalRecord.read(metrics_file)
-        s = candidate_scores(record.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"])
-        scores[node.id] = search.Score(uni=s["uni"], ver=s["ver"])
+        run_scores[run] = candidate_scores(record.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"],
+                                           evaluation["rank_format"])
+    rows, scores = [], {}
+    for node in contenders:
+        mean = {k: sum(run_scores[r][k] for r in runs[node.id]) / len(runs[node.id]) for k in ("spe", "ver", "uni")}
+        scores[node.id] = search.Score(uni=mean["uni"], ver=mean["ver"])
         rows.append({"node": node.id, "layer_range": format_layer_range(node.layer_range), "module_set": node.module_set,
-                     "spe": s["spe"], "ver": s["ver"], "uni": s["uni"]})
+                     **mean, "n_seeds": len(runs[node.id])})
     ranked = [n.id for n in sorted(contenders, key=lambda n: search.rank_key(n, scores[n.id]))]
     chosen, reason = ranked[0], f"leader {ranked[0]} (no per-item scores: no confidence)"
     if samples_files:
-        confidence = _confidence(ranked, rows, samples_files, evaluation, seed)
-        params = {TrainRecord.read(f).candidate: TrainRecord.read(f).trainable_params for f in train_files}
+        confidence = _confidence(ranked, rows, samples_files, evaluation, seed, runs)
+        params = {(record := TrainRecord.read(f)).candidate: record.trainable_params for f in train_files}
         chosen, reason = choose(ranked, confidence, params, tie_band)
         for row in rows:
             c = confidence[row["node"]]
@@ -45,7 +54,7 @@ def decide_level(
 
 
 def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], samples_files: Sequence[str | Path],
-                evaluation: Mapping[str, Any], seed: int):
+                evaluation: Mapping[str, Any], seed: int, runs: Mapping[str, Sequence[str]]):
     import pyarrow as pa
 
     from cofitune import io
@@ -54,6 +63,6 @@ def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], sample
 
     samples = pa.concat_tables([io.read_parquet(f) for f in samples_files]).to_pylist()
     nodes = [r["node"] for r in rows]
-    _, spe, ver = resampled_scores(item_scores_by_task(samples), nodes, evaluation["speciality"], evaluation["groups"],
-                                   evaluation["rank_format"], seed=seed)
+    _, spe, ver = resampled_scores(item_scores_by_task(samples), [r for n in nodes for r in runs[n]], evaluation["speciality"],
+                                   evaluation["groups"], evaluation["rank_format"], seed=seed, replicates={n: runs[n] for n in nodes})
     return level_confidence(nodes, [r["uni"] for r in rows], spe + ver, leader=ranked[0])
