@@ -14,7 +14,7 @@ from typing import Any
 
 from cofitune.candidates import candidates_from_config
 from cofitune.io import DataError
-from cofitune.methods import baseline_specs
+from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
 from cofitune.regions import resolve_roles
 from cofitune.tasks import SPECIALITY_PREFIX
 
@@ -53,7 +53,16 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
-    return errors + gpu_errors(config) + learning_rate_errors(config)
+    return errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config)
+
+
+def budget_errors(config: Mapping[str, Any]) -> list[str]:
+    """A baseline matched to the CoFiTune model's budget needs a search that makes one."""
+    matched = [s.get("id") or s["method"] for s in static_specs(config) if s.get("budget") == SPECTRUM_MATCHES_FINAL]
+    if matched and config.get("search", {}).get("mode", "greedy") == "off":
+        return [f"baselines.spectrum.match_final / budget: final ({', '.join(matched)}): search.mode is off, so there is no "
+                "CoFiTune model whose budget to match"]
+    return []
 
 
 def learning_rate_errors(config: Mapping[str, Any]) -> list[str]:

@@ -209,13 +209,20 @@ class LastNRecipe(Recipe):
         return list(range(n_layers - int(candidate.options["n"]), n_layers))
 
 
+SPECTRUM_MATCHES_FINAL = "final"  # the `budget` option: as many parameters as the CoFiTune model trains
+
+
 class SpectrumRecipe(Recipe):
     """Spectrum (Hartford et al. 2024): the weight matrices whose singular values stand highest above
-    random-matrix noise, the top `fraction` of each module type, chosen from the weights alone."""
+    random-matrix noise, chosen from the weights alone: the top `fraction` of each module type, or
+    with `budget: final` as many parameters as the CoFiTune model trains (`budget_params`, which the
+    training stage reads from that model's record)."""
 
     label = "Spectrum"
 
     def default_id(self, options):
+        if options.get("budget") == SPECTRUM_MATCHES_FINAL:
+            return f"spectrum_{SPECTRUM_MATCHES_FINAL}"
         return f"spectrum_{float(options.get('fraction', 0.25)):g}"
 
     def trainable_names(self, candidate, model, module_sets, seed):
@@ -223,7 +230,13 @@ class SpectrumRecipe(Recipe):
 
         if any(p.is_meta for p in model.parameters()):
             raise ValueError("Spectrum ranks matrices by their weights: it needs a loaded model (not training.sharding: fsdp)")
-        names, record = spectrum_selection(model, fraction=float(candidate.options.get("fraction", 0.25)))
+        options = candidate.options
+        if options.get("budget") == SPECTRUM_MATCHES_FINAL:
+            if "budget_params" not in options:
+                raise ValueError(f"candidate {candidate.id!r} matches the final model's budget: give its trained parameters")
+            names, record = spectrum_selection(model, budget_params=int(options["budget_params"]))
+        else:
+            names, record = spectrum_selection(model, fraction=float(options.get("fraction", 0.25)))
         log.info("Spectrum picked %d of %d matrices: %s", len(names), len(record),
                  ", ".join(f"{r['name']} (SNR {r['snr']:.3g})" for r in record if r["selected"]))
         return names
@@ -306,7 +319,8 @@ def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
         specs.append({"method": "last_n", "n": last_n["n"]})
     spectrum = baselines.get("spectrum", {})
     if spectrum.get("enabled"):
-        specs.append({"method": "spectrum", "fraction": spectrum.get("fraction", 0.25)})
+        specs.append({"method": "spectrum", "budget": SPECTRUM_MATCHES_FINAL} if spectrum.get("match_final")
+                     else {"method": "spectrum", "fraction": spectrum.get("fraction", 0.25)})
     mofo = baselines.get("mofo", {})
     if mofo.get("enabled"):
         specs.append({"method": "mofo", **({"fraction": mofo["fraction"]} if "fraction" in mofo else {})})

@@ -30,7 +30,7 @@ from tests.integration.helpers import (
 
 pytestmark = pytest.mark.integration
 
-BASELINES = {"full_sft", "full_sft_lr0.0001", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1", "spectrum_0.5", "mofo_0.15"}
+BASELINES = {"full_sft", "full_sft_lr0.0001", "v_softmask", "lora", "wise_ft_0.5", "l2", "hft", "last_1", "spectrum_final", "mofo_0.15"}
 TRAINED_BASELINES = BASELINES - {"wise_ft_0.5"}
 
 
@@ -74,6 +74,7 @@ def test_candidates_table_schema_and_values(smoke):
     assert rows["full_sft"]["trainable_fraction"] == rows["v_softmask"]["trainable_fraction"] == 1.0
     assert rows["v_softmask"]["method"] == "v_softmask" and rows[_final(smoke)]["method"] == "region+softmask"
     assert rows["0-0.5_mha+ffn"]["layer_indices"] == [0, 1]
+    assert 0 < rows["spectrum_final"]["trainable_params"] <= rows[_final(smoke)]["trainable_params"]  # the matched budget
     assert len({r["config_hash"] for r in rows.values()}) == 1
 
 

@@ -401,3 +401,25 @@ def test_spectrum_trains_the_matrices_it_ranks_highest_per_module_type(tiny_llam
     assert "model.layers.2.self_attn.q_proj.weight" in names
     assert sum(".self_attn.q_proj." in n for n in names) == 1  # a quarter of 4 layers per module type
     assert all(n.endswith(".weight") and ".layers." in n for n in names)
+
+
+def test_spectrum_can_match_the_final_models_budget(tiny_llama):
+    from cofitune.candidates import candidate_from_spec
+    from cofitune.configuration import semantic_errors
+    from cofitune.methods import baseline_specs
+
+    model, _ = tiny_llama
+    assert baseline_specs({"full_sft": False, "v_softmask": False, "spectrum": {"enabled": True, "match_final": True}}) == [
+        {"method": "spectrum", "budget": "final"}]
+    candidate = candidate_from_spec({"method": "spectrum", "budget": "final"})
+    assert candidate.id == "spectrum_final"
+    with pytest.raises(ValueError, match="trained parameters"):
+        candidate.trainable_names(model)  # the training stage adds the budget from the final model's record
+    sizes = {n: p.numel() for n, p in model.named_parameters()}
+    budget = 3 * sizes["model.layers.0.mlp.down_proj.weight"] + 5
+    names = candidate_from_spec({"method": "spectrum", "budget": "final", "budget_params": budget}).trainable_names(model)
+    assert 0 < sum(sizes[n] for n in names) <= budget
+    config = {"search": {"mode": "off"}, "baselines": {"full_sft": False, "v_softmask": False,
+                                                       "spectrum": {"enabled": True, "match_final": True}}}
+    assert any("no CoFiTune model" in e for e in semantic_errors(config))
+    assert not any("CoFiTune model" in e for e in semantic_errors({**config, "search": {"mode": "greedy"}}))

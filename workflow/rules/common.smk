@@ -28,7 +28,7 @@ from cofitune.candidates import (
     specs_by_id,
     with_replicates,
 )
-from cofitune.methods import baseline_specs
+from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
 from cofitune.configuration import check_config, check_inputs, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
@@ -178,6 +178,12 @@ def seed_for(candidate):
 def training_for(candidate):
     """The training settings of one candidate: the config's, with the candidate's own overrides."""
     return {**config["training"], **spec_for(candidate).get("training", {})}
+
+
+def budget_input(wildcards):
+    """A baseline matched to the CoFiTune model's budget reads it from that model's record."""
+    matches = spec_for(wildcards.candidate).get("budget") == SPECTRUM_MATCHES_FINAL
+    return {"budget": train_metrics(final_candidate())} if matches else {}
 
 
 def importance_input(wildcards):

@@ -4,6 +4,7 @@
 rule train_candidate:
     input:
         unpack(importance_input),
+        unpack(budget_input),
         model=MODEL_DIR,
         data=TRAIN_DATA,
         accelerate=accelerate_config(),
@@ -19,6 +20,7 @@ rule train_candidate:
             if "importance" in input.keys()
             else []
         ),
+        budget=lambda wc, input: ["--budget-from", input.budget] if "budget" in input.keys() else [],
         seed=lambda wc: seed_for(wc.candidate),
         out_dir=lambda wc: train_dir(wc.candidate),
         launch=launcher(),
@@ -36,7 +38,7 @@ rule train_candidate:
         "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.train"
         " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
         " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
-        " --out-dir {params.out_dir:q} {params.softmask:q} > {log:q} 2>&1"
+        " --out-dir {params.out_dir:q} {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
 
 
 # Wise-FT needs no training: it interpolates the base and the full-SFT weights.

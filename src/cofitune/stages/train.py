@@ -31,13 +31,16 @@ CHECKPOINT_DIR = "checkpoint"
 def train_candidate(
     model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
     out_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
-    softmask_parts: str | Sequence[str] = "auto",
+    softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None,
 ) -> None:
-    """Selective SFT of one candidate; writes only the trained tensors and its TrainRecord."""
+    """Selective SFT of one candidate; writes only the trained tensors and its TrainRecord.
+    `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
     from cofitune.train import TrainSettings, train
 
+    if budget_from is not None:
+        candidate_spec = {**candidate_spec, "budget_params": TrainRecord.read(budget_from).trainable_params}
     out_dir, candidate = Path(out_dir), candidate_from_spec(candidate_spec)
     settings = replace(TrainSettings.from_config(dict(training), seed=seed), update_fraction=candidate.recipe.update_fraction(candidate))
     accelerator = build_accelerator(training.get("precision", "auto"))
@@ -138,10 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
+    parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
     args = parser.parse_args(argv)
     setup_logging()
     train_candidate(args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets,
-                    args.importance, args.softmask_parts)
+                    args.importance, args.softmask_parts, args.budget_from)
     return 0
 
 
