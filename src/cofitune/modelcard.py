@@ -31,6 +31,7 @@ class FinalModel:
     summary: pa.Table  # the summary rows to show (this model first, then references)
     config_hash: str
     versions: Mapping[str, str]
+    claims: pa.Table | None = None  # the run's claims with their intervals (`cofitune.claims`)
 
 
 def region_manifest(final: FinalModel) -> dict[str, Any]:
@@ -103,9 +104,9 @@ def _sections(final: FinalModel) -> list[str]:
         "",
         "## Evaluation",
         "Spe. = speciality score, Ver. = versatility (general ability), Uni. = Spe. + Ver.; brackets are 95% "
-        "bootstrap intervals over the evaluation items.",
+        "bootstrap intervals over the evaluation items (and training seeds, where a model has several).",
         "",
-        markdown_report(final.summary),
+        markdown_report(final.summary, final.claims),
         "",
         "## Use",
         "```python",

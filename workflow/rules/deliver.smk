@@ -6,6 +6,7 @@ rule write_final_model:
         trained=lambda wc: trained_file(final_candidate()),
         train_metrics=lambda wc: train_metrics(final_candidate()),
         summary=SUMMARY,
+        claims=CLAIMS,
     output:
         directory(FINAL_DIR),
     params:

@@ -5,4 +5,5 @@ with logged_to(snakemake.log[0]):
     write_final_model(
         snakemake.input.model, snakemake.input.trained, snakemake.input.train_metrics, snakemake.input.summary,
         snakemake.params.candidate, snakemake.params.config, snakemake.params.importance_sources, snakemake.output[0],
+        snakemake.input.claims,
     )

@@ -43,6 +43,7 @@ def card_rows(summary: pa.Table, candidate: str) -> pa.Table:
 def write_final_model(
     model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, summary_file: str | Path,
     candidate: str, config: Mapping[str, Any], importance_sources: Mapping[str, Sequence[str]], out_dir: str | Path,
+    claims_file: str | Path | None = None,
 ) -> None:
     from cofitune.modelcard import FinalModel, region_manifest, render_model_card
     from cofitune.provenance import config_hash, package_versions
@@ -57,7 +58,7 @@ def write_final_model(
         training=config["training"], train_files=config["speciality"]["train"],
         importance_sources=importance_sources if record.softmask else {},
         summary=card_rows(io.read_parquet(summary_file), candidate), config_hash=config_hash(config),
-        versions=package_versions(),
+        versions=package_versions(), claims=io.read_parquet(claims_file) if claims_file else None,
     )
     with io.atomic_dir(out_dir) as tmp:
         save_model(model, tokenizer, tmp)

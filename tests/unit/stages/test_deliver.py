@@ -11,6 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from cofitune import io
+from cofitune.claims import Claim, claims_table
 from cofitune.modeling import build_tiny_model, save_model
 from cofitune.stages.deliver import base_dtype, card_rows, write_final_model
 from tests.unit.test_modelcard import final_model, summary_row
@@ -51,8 +52,12 @@ def test_the_final_folder_reloads_in_the_base_dtype_with_the_trained_tensors(bf1
     io.write_parquet(tmp_path / "summary.parquet", summary)
     config = {"model": {"name_or_path": "builtin:tiny-llama"}, "training": card.training,
               "speciality": {"train": ["data/x.jsonl"]}}
+    claims = claims_table(summary.to_pylist(), [Claim("vs base", card.candidate, "base")],
+                          {(card.candidate, "base"): {"spe": (1.0, 9.0), "ver": (-4.0, 2.0), "uni": (3.0, 40.0)}})
+    io.write_parquet(tmp_path / "claims.parquet", claims)
     write_final_model(bf16_base, tmp_path / "trained.safetensors", tmp_path / "train_metrics.json",
-                      tmp_path / "summary.parquet", card.candidate, config, {"sft": ["data/x.jsonl"]}, tmp_path / "final")
+                      tmp_path / "summary.parquet", card.candidate, config, {"sft": ["data/x.jsonl"]}, tmp_path / "final",
+                      tmp_path / "claims.parquet")
 
     final = AutoModelForCausalLM.from_pretrained(tmp_path / "final")
     assert final.dtype == torch.bfloat16 and not list((tmp_path / "final").glob("*.bin"))
@@ -65,3 +70,4 @@ def test_the_final_folder_reloads_in_the_base_dtype_with_the_trained_tensors(bf1
     assert region["importance_sources"] == {"sft": ["data/x.jsonl"]}
     card_text = (tmp_path / "final" / "README.md").read_text()
     assert card_text.index("**CoFiTune**") < card_text.index("| Base")
+    assert "- vs base: CoFiTune vs Base (1 vs 1 seed(s)): Spe. " in card_text and "[+3.0, +40.0] higher" in card_text
