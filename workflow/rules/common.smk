@@ -232,8 +232,9 @@ def final_unmasked():
 
 def known_candidates():
     """The models known before the search (base, baselines, extras, and their replicates): the
-    DAG runs them alongside the search instead of after it."""
-    ids = [BASE_ID, *CANDIDATE_SPECS]
+    DAG runs them alongside the search instead of after it. A baseline matched to the final
+    model's budget waits for the search, like the final model."""
+    ids = [BASE_ID, *(c for c, spec in CANDIDATE_SPECS.items() if spec.get("budget") != SPECTRUM_MATCHES_FINAL)]
     return with_replicates(ids, {"baselines": BASELINE_IDS}, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 
