@@ -372,5 +372,5 @@ def test_two_runs_from_scratch_give_identical_tables(smoke, tmp_path):
     proc = snakemake(workdir)
     assert proc.returncode == 0, describe_failure(proc, workdir)
     assert sorted(p.name for p in (workdir / "results" / "tables").glob("*.parquet")) == [
-        "candidates.parquet", "importance.parquet", "samples.parquet", "search_trace.parquet", "summary.parquet"]
+        "candidates.parquet", "claims.parquet", "importance.parquet", "samples.parquet", "search_trace.parquet", "summary.parquet"]
     assert table_differences(smoke / "results", workdir / "results") == {}
