@@ -53,7 +53,15 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
         errors.append(f"candidates: {err}")
-    return errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config)
+    return errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config) + mofo_errors(config)
+
+
+def mofo_errors(config: Mapping[str, Any]) -> list[str]:
+    """MoFO gathers each tensor's momentum where the optimizer state lives: not from host memory."""
+    if config.get("training", {}).get("cpu_offload") and any(s.get("method") == "mofo" for s in static_specs(config)):
+        return ["baselines.mofo / method: mofo: not with training.cpu_offload (MoFO gathers each tensor's momentum on the "
+                "device every step); turn one of them off"]
+    return []
 
 
 def budget_errors(config: Mapping[str, Any]) -> list[str]:

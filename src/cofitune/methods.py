@@ -215,8 +215,8 @@ SPECTRUM_MATCHES_FINAL = "final"  # the `budget` option: as many parameters as t
 class SpectrumRecipe(Recipe):
     """Spectrum (Hartford et al. 2024): the weight matrices whose singular values stand highest above
     random-matrix noise, chosen from the weights alone: the top `fraction` of each module type, or
-    with `budget: final` as many parameters as the CoFiTune model trains (`budget_params`, which the
-    training stage reads from that model's record)."""
+    with `budget: final` at most as many parameters as the CoFiTune model trains (`budget_params`,
+    which the training stage reads from that model's record)."""
 
     label = "Spectrum"
 
@@ -237,6 +237,10 @@ class SpectrumRecipe(Recipe):
             names, record = spectrum_selection(model, budget_params=int(options["budget_params"]))
         else:
             names, record = spectrum_selection(model, fraction=float(options.get("fraction", 0.25)))
+        if "budget_params" in options:
+            picked = sum(r["numel"] for r in record if r["selected"])
+            log.info("Spectrum's budget: %d parameters (the final model's); picked %d (%.1f%%)", int(options["budget_params"]),
+                     picked, 100.0 * picked / max(int(options["budget_params"]), 1))
         log.info("Spectrum picked %d of %d matrices: %s", len(names), len(record),
                  ", ".join(f"{r['name']} (SNR {r['snr']:.3g})" for r in record if r["selected"]))
         return names

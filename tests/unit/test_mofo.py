@@ -116,3 +116,11 @@ def test_training_with_mofo_moves_a_fraction_of_each_tensor_per_step(tiny_llama)
         moved = int((param.detach() != before[name]).sum())
         assert 0 < moved <= 2 * entries_to_update(param.numel(), 0.1), name
     assert result.history[-1]["loss"] < result.history[0]["loss"]
+
+
+def test_mofo_is_refused_with_cpu_offload():
+    from cofitune.configuration import semantic_errors
+
+    config = {"baselines": {"full_sft": False, "v_softmask": False, "mofo": {"enabled": True}}, "training": {"cpu_offload": True}}
+    assert any("cpu_offload" in e for e in semantic_errors(config))
+    assert not any("cpu_offload" in e for e in semantic_errors({**config, "training": {}}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 
 import pytest
@@ -78,9 +79,11 @@ def test_gradient_accumulation_matches_one_large_batch(tiny_llama, tiny_rows):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp_path):
+@pytest.mark.parametrize("update_fraction", [None, 0.15], ids=["adamw", "mofo"])
+def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp_path, update_fraction):
+    settings = dataclasses.replace(SETTINGS, update_fraction=update_fraction)  # MoFO's state is checkpointed like AdamW's
     reference = _prepare(tiny_llama[0], module_set="mha+ffn")
-    full = train(reference, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0)
+    full = train(reference, tiny_rows, settings, Accelerator(cpu=True), pad_id=0)
 
     class Killed(Exception):
         pass
@@ -91,10 +94,10 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp
 
     model = _prepare(tiny_llama[0], module_set="mha+ffn")
     with pytest.raises(Killed):
-        train(model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x", on_step=kill_after_three)
+        train(model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x", on_step=kill_after_three)
     assert (tmp_path / "state.json").is_file()
     resumed_model = _prepare(tiny_llama[0], module_set="mha+ffn")  # a fresh process starts from the base
-    resumed = train(resumed_model, tiny_rows, SETTINGS, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x")
+    resumed = train(resumed_model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x")
     assert resumed.resumed_from_step == 2
     for (name, pa), (_, pb) in zip(reference.named_parameters(), resumed_model.named_parameters(), strict=True):
         assert torch.equal(pa, pb), name
