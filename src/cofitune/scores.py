@@ -123,28 +123,18 @@ def bootstrap(
 
 
 def paired_difference_intervals(
-    item_scores: Mapping[tuple[str, str, str], Mapping[int, float]],
-    candidates: Sequence[str],
-    speciality: Sequence[str],
-    groups: Mapping[str, Sequence[str]],
-    rank_format: str,
-    pairs: Sequence[tuple[str, str]],
-    n_resamples: int = 1000,
-    seed: int = 1234,
-    level: float = 0.95,
-    replicates: Mapping[str, Sequence[str]] | None = None,
+    resampled: tuple[Sequence[str], Any, Any], pairs: Sequence[tuple[str, str]], level: float = 0.95,
 ) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
     """(model, reference) -> metric -> percentile interval of model minus reference, for spe, ver
-    and uni, over the paired hierarchical resamples of `resampled_scores` (same items, and each
-    model's own seed draws)."""
+    and uni, from `resampled_scores`' output (paired: the same item and seed draws for every model)."""
     import numpy as np
 
-    models, spe, ver = resampled_scores(item_scores, candidates, speciality, groups, rank_format, n_resamples, seed, replicates)
+    models, spe, ver = resampled
     values = {"spe": spe, "ver": ver, "uni": spe + ver}
     tail = (1.0 - level) / 2.0 * 100.0
     out: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
     for model, reference in pairs:
-        i, j = models.index(model), models.index(reference)
+        i, j = list(models).index(model), list(models).index(reference)
         out[(model, reference)] = {
             name: tuple(float(x) for x in np.percentile(v[i] - v[j], [tail, 100.0 - tail])) for name, v in values.items()
         }

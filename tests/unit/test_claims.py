@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cofitune.claims import Claim, claims_for, claims_markdown, claims_table, verdict
-from cofitune.scores import paired_difference_intervals
+from cofitune.scores import paired_difference_intervals, resampled_scores
 
 FINAL = "0.25-0.75_mha+ffn_softmask"
 
@@ -48,8 +48,8 @@ def test_paired_intervals_equal_an_independent_bootstrap_of_item_differences():
     rng = np.random.default_rng(0)
     a = {"s": rng.integers(0, 2, 30).astype(float), "v": rng.integers(0, 2, 20).astype(float)}
     b = {"s": rng.integers(0, 2, 30).astype(float), "v": rng.integers(0, 2, 20).astype(float)}
-    got = paired_difference_intervals(_items({"a": a, "b": b}), ["a", "b"], ["s"], {"g": ["v"]}, "plain", [("a", "b")],
-                                      n_resamples=500, seed=7)[("a", "b")]
+    resampled = resampled_scores(_items({"a": a, "b": b}), ["a", "b"], ["s"], {"g": ["v"]}, "plain", n_resamples=500, seed=7)
+    got = paired_difference_intervals(resampled, [("a", "b")])[("a", "b")]
     draws = np.random.default_rng(7)  # the same stream: one draw of items per task, tasks sorted
     spe_draw, ver_draw = draws.integers(0, 30, (500, 30)), draws.integers(0, 20, (500, 20))
     spe = 100.0 * (a["s"] - b["s"])[spe_draw].mean(axis=1)
@@ -61,7 +61,8 @@ def test_paired_intervals_equal_an_independent_bootstrap_of_item_differences():
 def test_a_model_better_on_every_item_is_decided_and_identical_models_are_not():
     ones, zeros = {"s": [1.0] * 10 + [0.0] * 10, "v": [1.0] * 15 + [0.0] * 5}, {"s": [0.0] * 20, "v": [0.0] * 15 + [0.0] * 5}
     scores = _items({"good": ones, "bad": zeros, "twin": ones})
-    got = paired_difference_intervals(scores, ["good", "bad", "twin"], ["s"], {"g": ["v"]}, "plain", [("good", "bad"), ("good", "twin")])
+    got = paired_difference_intervals(resampled_scores(scores, ["good", "bad", "twin"], ["s"], {"g": ["v"]}, "plain"),
+                                      [("good", "bad"), ("good", "twin")])
     assert verdict(*got[("good", "bad")]["uni"]) == "higher" and got[("good", "twin")]["uni"] == (0.0, 0.0)
 
 
@@ -71,9 +72,10 @@ def test_replicates_widen_the_interval_by_their_seed_to_seed_spread():
     agree = {"s": [1.0] * 10 + [0.0] * 10, "v": [1.0] * 10}
     seed1, seed2 = {"s": [1.0] * 18 + [0.0] * 2, "v": [1.0] * 10}, {"s": [1.0] * 4 + [0.0] * 16, "v": [1.0] * 10}
     scores = _items({"ref": agree, "m": seed1, "m_seed2": seed2})
-    pooled = paired_difference_intervals(scores, ["ref", "m", "m_seed2"], ["s"], {"g": ["v"]}, "plain", [("m", "ref")],
-                                         replicates={"ref": ["ref"], "m": ["m", "m_seed2"]})[("m", "ref")]["spe"]
-    alone = paired_difference_intervals(scores, ["ref", "m"], ["s"], {"g": ["v"]}, "plain", [("m", "ref")])[("m", "ref")]["spe"]
+    pooled = paired_difference_intervals(resampled_scores(scores, ["ref", "m", "m_seed2"], ["s"], {"g": ["v"]}, "plain",
+                                                          replicates={"ref": ["ref"], "m": ["m", "m_seed2"]}), [("m", "ref")])
+    alone = paired_difference_intervals(resampled_scores(scores, ["ref", "m"], ["s"], {"g": ["v"]}, "plain"), [("m", "ref")])
+    pooled, alone = pooled[("m", "ref")]["spe"], alone[("m", "ref")]["spe"]
     assert pooled[1] - pooled[0] > alone[1] - alone[0]
 
 

@@ -39,7 +39,7 @@ def summarise(
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search trace."""
     from cofitune.claims import claims_for, claims_table
-    from cofitune.scores import bootstrap, item_scores_by_task, paired_difference_intervals
+    from cofitune.scores import bootstrap, item_scores_by_task, paired_difference_intervals, resampled_scores
     from cofitune.tables import markdown_report, search_confidence_markdown, search_trace_table, summary_table
 
     candidates = io.read_parquet(candidates_file)
@@ -52,9 +52,9 @@ def summarise(
                           {"base": "base", "full_sft": "full_sft"}, seed=seed, replicates=replicates)
     summary = summary_table(candidates, intervals, final_id)
     claims = claims_for(summary.to_pylist(), final_id)
-    differences = paired_difference_intervals(
-        item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
-        [(c.model, c.reference) for c in claims], seed=seed, replicates=replicates)
+    resampled = resampled_scores(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
+                                 seed=seed, replicates=replicates)  # the same draws as the summary's intervals
+    differences = paired_difference_intervals(resampled, [(c.model, c.reference) for c in claims])
     claims = claims_table(summary.to_pylist(), claims, differences)
     trace = search_trace_table([LevelDecision.read(p) for p in level_files])
     io.write_parquet(summary_out, summary)
