@@ -104,14 +104,8 @@ def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence
 
 
 def _chain(transforms: Sequence[Any]):
-    if not transforms:
-        return None
-
-    def apply(model) -> None:
-        for transform in transforms:
-            transform(model)
-
-    return apply
+    """One gradient transform that applies `transforms` in order (None when there are none)."""
+    return (lambda model: [transform(model) for transform in transforms]) if transforms else None
 
 
 def interpolate_wise_ft(
