@@ -165,6 +165,15 @@ def _region(spec: Mapping[str, Any]) -> Candidate:
     return Candidate(spec.get("id") or default_id, method, layer_range, modules, softmask)
 
 
+def unmasked_region(candidate_id: str) -> str | None:
+    """The id of the same region without the soft-mask, for a soft-masked region id; else None."""
+    try:
+        layer_range, module_set, softmask = parse_region_id(candidate_id)
+    except KeyError:  # not a region (e.g. a configured baseline)
+        return None
+    return region_id(layer_range, module_set, False) if softmask else None
+
+
 def spec_from_id(candidate_id: str) -> dict[str, Any]:
     """A search node's (or full SFT's) spec from its id, so the DAG needs no list of them."""
     layer_range, module_set, softmask = parse_region_id(candidate_id)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cofitune.candidates import BASE_ID, parse_region_id, region_id
+from cofitune.candidates import BASE_ID, unmasked_region
 from cofitune.methods import Method
 
 CLAIMS_FILE = "claims.parquet"  # beside summary.parquet
@@ -50,20 +50,11 @@ def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[
         matched = matched_full_sft(rows, final_spe)
         if matched is not None and matched["candidate"] != full:
             claims.append(Claim("matched Spe.", final_id, matched["candidate"]))
-    unmasked = _unmasked_region(final_id)
+    unmasked = unmasked_region(final_id)
     if unmasked in ids:
         claims.append(Claim("fine level", final_id, unmasked))
     claims.append(Claim("vs base", final_id, BASE_ID))
     return claims
-
-
-def _unmasked_region(candidate_id: str) -> str | None:
-    """The id of the same region without the soft-mask, for a soft-masked region id."""
-    try:
-        layer_range, module_set, softmask = parse_region_id(candidate_id)
-    except KeyError:  # not a region (e.g. a configured baseline)
-        return None
-    return region_id(layer_range, module_set, False) if softmask else None
 
 
 def claims_table(

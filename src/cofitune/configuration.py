@@ -14,7 +14,7 @@ from typing import Any
 
 from cofitune.candidates import candidates_from_config
 from cofitune.io import DataError
-from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
+from cofitune.methods import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
 from cofitune.regions import resolve_roles
 from cofitune.tasks import SPECIALITY_PREFIX
 
@@ -58,7 +58,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
 
 def mofo_errors(config: Mapping[str, Any]) -> list[str]:
     """MoFO gathers each tensor's momentum where the optimizer state lives: not from host memory."""
-    if config.get("training", {}).get("cpu_offload") and any(s.get("method") == "mofo" for s in static_specs(config)):
+    if config.get("training", {}).get("cpu_offload") and any(s.get("method") == Method.MOFO.value for s in static_specs(config)):
         return ["baselines.mofo / method: mofo: not with training.cpu_offload (MoFO gathers each tensor's momentum on the "
                 "device every step); turn one of them off"]
     return []

@@ -98,10 +98,18 @@ def bootstrap(
 ) -> dict[str, dict[str, tuple[float, float]]]:
     """Percentile intervals over items (and seeds) for spe, ver, uni, ver_retention and spe_gain_ratio,
     keyed by model (see `resampled_scores`); `reference` names the 'base' and (optionally) 'full_sft' models."""
+    resampled = resampled_scores(item_scores, candidates, speciality, groups, rank_format, n_resamples, seed, replicates)
+    return resampled_intervals(resampled, reference, level)
+
+
+def resampled_intervals(
+    resampled: tuple[Sequence[str], Any, Any], reference: Mapping[str, str], level: float = 0.95,
+) -> dict[str, dict[str, tuple[float, float]]]:
+    """`bootstrap`'s intervals from `resampled_scores`' output (so other statistics can share its draws)."""
     import numpy as np
 
-    candidates, spe, ver = resampled_scores(item_scores, candidates, speciality, groups, rank_format, n_resamples, seed,
-                                            replicates)
+    candidates, spe, ver = resampled
+    candidates, n_resamples = list(candidates), spe.shape[1]
     values = {"spe": spe, "ver": ver, "uni": spe + ver}
     base = candidates.index(reference["base"])
     with np.errstate(divide="ignore", invalid="ignore"):

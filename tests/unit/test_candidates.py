@@ -128,3 +128,11 @@ def test_replicates_are_ids_of_the_same_model_under_other_seeds():
     assert out == ["base", "full_sft", "full_sft_seed2", "wise_ft_0.5", "0.5-1_ffn", "0.5-1_ffn_softmask", "0.5-1_ffn_softmask_seed2"]
     assert with_replicates(ids, groups, {"seeds": 1, "models": ["final"]}, 1, trains) == ids
     assert with_replicates(ids, groups, {"seeds": [5], "models": ["0.5-1_ffn"]}, 1, trains)[3:5] == ["0.5-1_ffn", "0.5-1_ffn_seed5"]
+
+
+def test_the_unmasked_twin_of_a_soft_masked_region():
+    from cofitune.candidates import unmasked_region
+
+    assert unmasked_region("0.25-0.5_ffn_softmask") == "0.25-0.5_ffn"
+    assert unmasked_region("v_softmask") == "full_sft"
+    assert unmasked_region("0.25-0.5_ffn") is None and unmasked_region("lora") is None

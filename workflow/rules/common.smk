@@ -26,6 +26,7 @@ from cofitune.candidates import (
     region_id,
     spec_from_id,
     specs_by_id,
+    unmasked_region,
     with_replicates,
 )
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
@@ -223,11 +224,9 @@ def level_runs(level):
 
 
 def final_unmasked():
-    """The last level's kept node when the final model adds the soft-mask to it: the fine level's reference."""
-    if not SEARCH_LEVELS or not SEARCH["final_softmask"]:
-        return []
-    chosen = chosen_nodes(len(SEARCH_LEVELS))[-1]
-    return [region_id(chosen.layer_range, chosen.module_set, softmask=False)]
+    """The final model's region without the soft-mask (the last level's kept node): the fine level's reference."""
+    unmasked = unmasked_region(final_candidate()) if SEARCH_LEVELS else None
+    return [unmasked] if unmasked else []
 
 
 def known_candidates():

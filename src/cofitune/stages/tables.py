@@ -39,7 +39,7 @@ def summarise(
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search trace."""
     from cofitune.claims import claims_for, claims_table
-    from cofitune.scores import bootstrap, item_scores_by_task, paired_difference_intervals, resampled_scores
+    from cofitune.scores import item_scores_by_task, paired_difference_intervals, resampled_intervals, resampled_scores
     from cofitune.tables import markdown_report, search_confidence_markdown, search_trace_table, summary_table
 
     candidates = io.read_parquet(candidates_file)
@@ -48,14 +48,13 @@ def summarise(
     for candidate, model in zip(ids, candidates.column("model").to_pylist(), strict=True):
         replicates.setdefault(model, []).append(candidate)
     item_scores = item_scores_by_task(io.read_parquet(samples_file).to_pylist())
-    intervals = bootstrap(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
-                          {"base": "base", "full_sft": "full_sft"}, seed=seed, replicates=replicates)
-    summary = summary_table(candidates, intervals, final_id)
-    claims = claims_for(summary.to_pylist(), final_id)
+    # one set of paired draws serves the summary's intervals and the claims' differences
     resampled = resampled_scores(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
-                                 seed=seed, replicates=replicates)  # the same draws as the summary's intervals
-    differences = paired_difference_intervals(resampled, [(c.model, c.reference) for c in claims])
-    claims = claims_table(summary.to_pylist(), claims, differences)
+                                 seed=seed, replicates=replicates)
+    summary = summary_table(candidates, resampled_intervals(resampled, {"base": "base", "full_sft": "full_sft"}), final_id)
+    rows = summary.to_pylist()
+    claims = claims_for(rows, final_id)
+    claims = claims_table(rows, claims, paired_difference_intervals(resampled, [(c.model, c.reference) for c in claims]))
     trace = search_trace_table([LevelDecision.read(p) for p in level_files])
     io.write_parquet(summary_out, summary)
     io.write_parquet(claims_out, claims)
