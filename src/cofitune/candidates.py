@@ -10,9 +10,12 @@ A candidate is described by a small spec (a dict, as in the config):
   wise_ft     {method: wise_ft, alpha}         - (1 - alpha) base + alpha full SFT, no training
   spectrum    {method: spectrum, fraction}     - the matrices whose singular values stand out most
   mofo        {method: mofo, fraction?}        - full SFT, each step changing the top-momentum entries
+  a region with {softmask: true, softmask_control: uniform | shuffled} is a control of the fine
+  level: the same region and average rate, the importances made uniform per layer or shuffled.
 What each method does lives in `cofitune.methods`. Region ids are built by `region_id` and
 parsed by `parse_region_id`, and by nothing else: search nodes ('0.25-0.5_ffn',
-'0-0.5_mha+ffn_softmask') need no spec in the config, their ids are parsed back into specs.
+'0-0.5_mha+ffn_softmask') and the fine level's controls ('0-0.5_mha+ffn_softmask-uniform') need
+no spec in the config, their ids are parsed back into specs.
 """
 
 from __future__ import annotations
@@ -34,28 +37,48 @@ FULL_SFT_IDS = {False: Method.FULL_SFT.value, True: Method.V_SOFTMASK.value}
 # Module-set names carry no underscore, so '<range>_<modules>[_softmask]' parses one way only.
 MODULE_SET_PATTERN = r"[a-z][a-z0-9+]*"
 _REGION_ID = re.compile(rf"(?P<range>all|[0-9.]+-[0-9.]+)_(?P<modules>{MODULE_SET_PATTERN}?)(?P<softmask>{SOFTMASK_SUFFIX})?")
+CONTROLS = ("uniform", "shuffled")  # the fine level's controls (`cofitune.masking.controlled`)
+CONTROL_SEPARATOR = "-"  # a control's id: its soft-masked region's id, '-', the control
 
 LayerRange = tuple[float, float]
 
 
-def region_id(layer_range: LayerRange | None, module_set: str, softmask: bool = False) -> str:
+def region_id(layer_range: LayerRange | None, module_set: str, softmask: bool = False, control: str | None = None) -> str:
     """The id of a region candidate: '0.25-0.5_ffn', '0-0.5_mha+ffn_softmask'; every layer and
-    module is full SFT ('full_sft', or 'v_softmask' with the soft-mask)."""
+    module is full SFT ('full_sft', or 'v_softmask' with the soft-mask). A control of the fine
+    level appends '-<control>' to the soft-masked id: '0-0.5_mha+ffn_softmask-uniform'."""
     layer_range = tuple(layer_range or (0.0, 1.0))
+    if control is not None:
+        if control not in CONTROLS or not softmask:
+            raise ValueError(f"a soft-mask control is one of {CONTROLS} of a soft-masked region, not {control!r}")
+        return f"{region_id(layer_range, module_set, True)}{CONTROL_SEPARATOR}{control}"
     if layer_range == (0.0, 1.0) and module_set == "all":
         return FULL_SFT_IDS[softmask]
     return f"{regions.format_layer_range(layer_range)}_{module_set}" + (SOFTMASK_SUFFIX if softmask else "")
 
 
 def parse_region_id(candidate_id: str) -> tuple[LayerRange, str, bool]:
-    """The inverse of `region_id`: (layer range, module set, softmask)."""
+    """The inverse of `region_id` for regions without a control: (layer range, module set, softmask)."""
+    layer_range, module_set, softmask, control = parse_region_control(candidate_id)
+    if control is not None:
+        raise KeyError(f"candidate {candidate_id!r} is a control of the fine level, not a search node")
+    return layer_range, module_set, softmask
+
+
+def parse_region_control(candidate_id: str) -> tuple[LayerRange, str, bool, str | None]:
+    """The inverse of `region_id`: (layer range, module set, softmask, control or None)."""
+    base, sep, control = candidate_id.rpartition(CONTROL_SEPARATOR)
+    if sep and control in CONTROLS:
+        layer_range, module_set, softmask, _ = parse_region_control(base)
+        if softmask:
+            return layer_range, module_set, True, control
     for softmask, full_id in FULL_SFT_IDS.items():
         if candidate_id == full_id:
-            return (0.0, 1.0), "all", softmask
+            return (0.0, 1.0), "all", softmask, None
     match = _REGION_ID.fullmatch(candidate_id)
     if not match:
         raise KeyError(f"candidate {candidate_id!r} is neither configured nor a region id like '0.25-0.5_ffn'")
-    return regions.parse_layer_range(match["range"]), match["modules"], bool(match["softmask"])
+    return regions.parse_layer_range(match["range"]), match["modules"], bool(match["softmask"]), None
 
 
 REPLICATE_SUFFIX = "_seed"
@@ -104,6 +127,7 @@ class Candidate:
     module_set: str = ""
     softmask: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
+    control: str | None = None  # a control of the fine level: 'uniform' or 'shuffled' importances
 
     @property
     def recipe(self) -> Recipe:
@@ -129,6 +153,7 @@ class Candidate:
             "layer_range": regions.format_layer_range(self.layer_range or (0.0, 1.0)) if is_region else "",
             "module_set": self.module_set if is_region else "",
             "softmask": self.softmask,
+            "mask_control": self.control or "",
         }
 
 
@@ -156,8 +181,13 @@ def _region(spec: Mapping[str, Any]) -> Candidate:
     modules = spec.get("modules", "all")
     layers = spec.get("layers", "all")
     softmask = bool(spec.get("softmask", False))
+    control = spec.get("softmask_control")
     layer_range = regions.parse_layer_range(layers)
-    default_id = region_id(layer_range, modules, softmask)
+    default_id = region_id(layer_range, modules, softmask, control)
+    if control is not None:
+        full = default_id.startswith(FULL_SFT_IDS[True])
+        return Candidate(spec.get("id") or default_id, Method.MASK_CONTROL, None if full else layer_range, "all" if full else modules,
+                         True, control=control)
     if default_id in FULL_SFT_IDS.values():
         method = Method.V_SOFTMASK if softmask else Method.FULL_SFT
         return Candidate(spec.get("id") or default_id, method, None, "all", softmask)
@@ -174,11 +204,21 @@ def unmasked_region(candidate_id: str) -> str | None:
     return region_id(layer_range, module_set, False) if softmask else None
 
 
+def control_region(candidate_id: str, control: str) -> str | None:
+    """The id of a soft-masked region's control ('uniform' or 'shuffled' importances); else None."""
+    try:
+        layer_range, module_set, softmask = parse_region_id(candidate_id)
+    except KeyError:
+        return None
+    return region_id(layer_range, module_set, True, control) if softmask else None
+
+
 def spec_from_id(candidate_id: str) -> dict[str, Any]:
-    """A search node's (or full SFT's) spec from its id, so the DAG needs no list of them."""
-    layer_range, module_set, softmask = parse_region_id(candidate_id)
+    """A search node's (or full SFT's, or a control's) spec from its id, so the DAG needs no list of them."""
+    layer_range, module_set, softmask, control = parse_region_control(candidate_id)
     layers = "all" if layer_range == (0.0, 1.0) else list(layer_range)
-    return {"layers": layers, "modules": module_set, "softmask": softmask}
+    spec = {"layers": layers, "modules": module_set, "softmask": softmask}
+    return {**spec, "softmask_control": control} if control else spec
 
 
 def candidates_from_config(specs: Sequence[Mapping[str, Any]]) -> list[Candidate]:

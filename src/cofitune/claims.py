@@ -9,6 +9,10 @@ carry. The claims:
   vs full SFT     CoFiTune vs full SFT at the default learning rate
   matched Spe.    CoFiTune vs the full-SFT run (over its learning rates) of closest Spe.
   fine level      CoFiTune vs the same region trained without the soft-mask
+  fine level, <c> control
+                  CoFiTune vs its region soft-masked with uniform (each layer's mean factor) or
+                  shuffled importances: the same average rate, without the selectivity. Only this
+                  says that *which* units are slowed matters, not merely that the region trains slower
   vs base         CoFiTune vs the base model: what the chosen region costs in versatility
 """
 
@@ -20,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from cofitune.candidates import BASE_ID, unmasked_region
+from cofitune.candidates import BASE_ID, CONTROLS, control_region, unmasked_region
 from cofitune.methods import Method
 
 CLAIMS_FILE = "claims.parquet"  # beside summary.parquet
@@ -53,6 +57,9 @@ def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[
     unmasked = unmasked_region(final_id)
     if unmasked in ids:
         claims.append(Claim("fine level", final_id, unmasked))
+    for control in CONTROLS:
+        if control_region(final_id, control) in ids:
+            claims.append(Claim(f"fine level, {control} control", final_id, control_region(final_id, control)))
     claims.append(Claim("vs base", final_id, BASE_ID))
     return claims
 

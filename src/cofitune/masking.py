@@ -1,17 +1,27 @@
-"""Fine level, applied: gradient soft-masking by importance during SFT.
+"""Fine level, applied: soft-masking by importance during SFT.
 
-Once per optimizer step (after every accumulation micro-step, after the DDP all-reduce, before
-clipping) each masked parameter's gradient rows - its *output units* - are multiplied by 1 - I:
+Each masked parameter's *output units* (its rows; columns of GPT-2's Conv1D) get the factor 1 - I:
   attention          q, k, v rows by the importance of their head, repeated head_dim times; for
                      grouped-query attention a key/value head takes the max over the query heads
                      that share it; fused q/k/v matrices follow their family's layout;
   input_projection   up (and gate, when trained) rows by the FFN intermediate importance;
   output_projection  down rows by the FFN output importance.
-Biases likewise. The forward pass is unchanged. Because the mask is linear and identical on every
-process, masking the averaged gradient equals averaging masked gradients. Under FSDP2 a gradient
-is a DTensor of which each process holds a block (after the reduce-scatter): the process scales
-the block it holds with the matching block of factors, read from the gradient's own placement
-(rows for a dim-0 shard, every row's slice of columns for a dim-1 shard).
+Biases likewise. The forward pass is unchanged. Where the factor acts (`softmask.apply`):
+  update    on the optimizer's step (`cofitune.optim.ScaledAdamW`): each unit's entries move by
+            1 - I times AdamW's step, Adam update and decoupled decay alike: a per-unit learning
+            rate, whatever the optimizer normalises. The default.
+  gradient  on the gradient, once per optimizer step (after accumulation and the DDP all-reduce,
+            before clipping), as the reference code does. Under AdamW a constant per-entry factor
+            cancels (m / sqrt(v) is invariant to it), so this mode acts only through clipping, eps
+            and units whose factor is 0; it is kept to reproduce the reference.
+Because the factors are identical on every process, masking the averaged gradient equals
+averaging masked gradients. Under FSDP2 a gradient (and a parameter) is a DTensor of which each
+process holds a block: the block of factors is read from the tensor's own placement.
+
+Controls (`control`), to tell "which units are slowed" from "how much": `uniform` gives every unit
+of a layer and part that layer's mean importance (the same average rate, no selectivity);
+`shuffled` permutes the importances within each layer and part (the same distribution, the wrong
+units), with a seeded generator.
 """
 
 from __future__ import annotations
@@ -82,10 +92,33 @@ def row_scales(
     return scales
 
 
-class SoftMask:
-    """The grad_transform of the training loop: scales gradient rows in place."""
+APPLY_MODES = ("update", "gradient")
+CONTROLS = ("uniform", "shuffled")
 
-    def __init__(self, model: nn.Module, scales: Mapping[str, torch.Tensor]):
+
+def controlled(importance: Mapping[str, torch.Tensor], control: str | None, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The importance a control trains with: each layer's row (units of one part) made uniform at
+    its mean, or permuted (seeded); None: the importance itself."""
+    if control is None:
+        return dict(importance)
+    if control == "uniform":
+        return {part: values.mean(dim=-1, keepdim=True).expand_as(values).clone() for part, values in importance.items()}
+    if control == "shuffled":
+        generator = torch.Generator().manual_seed(seed)
+        return {part: torch.stack([row[torch.randperm(row.numel(), generator=generator)] for row in values])
+                for part, values in sorted(importance.items())}
+    raise ValueError(f"unknown soft-mask control {control!r}; choose from {CONTROLS}")
+
+
+class SoftMask:
+    """Per-unit factors of the trained tensors, applied in one of `APPLY_MODES`: `update` hands
+    them to the optimizer (`step_scales`), `gradient` scales gradient rows in place when called
+    (the loop's grad_transform)."""
+
+    def __init__(self, model: nn.Module, scales: Mapping[str, torch.Tensor], apply: str = "update"):
+        if apply not in APPLY_MODES:
+            raise ValueError(f"softmask.apply must be one of {APPLY_MODES}, not {apply!r}")
+        self.apply = apply
         transposed = regions.family_of(model).transposed
         params = dict(model.named_parameters())
         self._targets = []
@@ -102,6 +135,18 @@ class SoftMask:
             if scale.numel() != expected:
                 raise ValueError(f"soft mask for {name}: {scale.numel()} factors for {expected} output units")
             self._targets.append((param, scale))
+
+    def step_scales(self) -> dict[torch.Tensor, torch.Tensor]:
+        """For the optimizer in `update` mode: parameter -> its factors, broadcastable to its (global)
+        shape; empty in `gradient` mode."""
+        return {param: scale for param, scale in self._targets} if self.apply == "update" else {}
+
+    def grad_transforms(self) -> list[SoftMask]:
+        """For the loop in `gradient` mode: [this mask] (it scales gradient rows when called); else []."""
+        return [self] if self.apply == "gradient" else []
+
+    def __str__(self) -> str:
+        return f"on {len(self)} tensors, applied to the {self.apply}"
 
     def __call__(self, _model: nn.Module) -> None:
         from torch.distributed.tensor import DTensor

@@ -32,6 +32,7 @@ class Method(str, Enum):
     V_SOFTMASK = "v_softmask"
     REGION = "region"
     REGION_SOFTMASK = "region+softmask"
+    MASK_CONTROL = "region+mask_control"  # the fine level's controls: uniform or shuffled importances
     LORA = "lora"
     L2 = "l2"
     HFT = "hft"
@@ -119,6 +120,20 @@ class RegionRecipe(Recipe):
 
     def check(self, candidate, module_sets):
         regions.resolve_roles(candidate.module_set, dict(module_sets or {}))
+
+
+class MaskControlRecipe(RegionRecipe):
+    """A control of the fine level: a soft-masked region whose importances are made uniform per
+    layer (the same average rate, no selectivity) or shuffled within each layer (`cofitune.masking`)."""
+
+    def __init__(self):
+        super().__init__("soft-mask control", is_search_node=False)
+
+    def display(self, candidate_id):
+        from cofitune.candidates import CONTROL_SEPARATOR, parse_replicate
+
+        control = parse_replicate(candidate_id)[0].rpartition(CONTROL_SEPARATOR)[2]
+        return f"{control} mask (control)"
 
 
 class L2Recipe(RegionRecipe):
@@ -288,6 +303,7 @@ RECIPES: dict[Method, Recipe] = {
     Method.V_SOFTMASK: RegionRecipe("V-SoftMask", is_search_node=False),
     Method.REGION: RegionRecipe("region", is_search_node=True),
     Method.REGION_SOFTMASK: RegionRecipe("region + soft-mask", is_search_node=True),
+    Method.MASK_CONTROL: MaskControlRecipe(),
     Method.LORA: LoraRecipe(),
     Method.L2: L2Recipe(),
     Method.HFT: HftRecipe(),

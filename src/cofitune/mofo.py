@@ -1,5 +1,7 @@
 """MoFO, the momentum-filtered optimizer (Chen et al. 2024, arXiv 2407.20999): AdamW that, in each
 step, changes only the `fraction` of each tensor's entries whose momentum is largest in magnitude.
+This module owns the filter; `cofitune.optim.ScaledAdamW` applies it (with the soft-mask's step
+scales, when both are asked for: they compose in one optimizer).
 
 Both moments are updated for every entry, as in AdamW; the filter decides which entries the step
 (the Adam update and the decoupled weight decay) may change. Every other entry keeps its value
@@ -20,8 +22,6 @@ whole and keeps the part of that choice that falls in its block.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
 
 import torch
 
@@ -46,54 +46,3 @@ def momentum_filter(momentum: torch.Tensor, fraction: float) -> torch.Tensor:
     chosen = torch.zeros(whole.numel(), dtype=torch.bool, device=whole.device)
     chosen[whole.detach().abs().flatten().topk(k, sorted=False).indices] = True
     return distribute_like(chosen.view(whole.shape), momentum, keep_dtype=True)
-
-
-class MoFO(torch.optim.Optimizer):
-    """AdamW (decoupled weight decay, bias-corrected moments) with MoFO's momentum filter.
-
-    State per parameter is AdamW's (`step`, `exp_avg`, `exp_avg_sq`), so checkpoints hold and
-    restore it exactly as they do AdamW's.
-    """
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.0,
-        fraction: float = DEFAULT_FRACTION,
-    ) -> None:
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"MoFO's fraction must be in (0, 1], not {fraction}")
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay, "fraction": fraction})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            for param in group["params"]:
-                if param.grad is not None:
-                    self._update(param, group)
-        return loss
-
-    def _update(self, param: torch.Tensor, group: dict[str, Any]) -> None:
-        beta1, beta2 = group["betas"]
-        state = self.state[param]
-        if not state:
-            state["step"] = torch.tensor(0.0)
-            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        state["step"] += 1
-        step = float(state["step"])
-        exp_avg, exp_avg_sq, grad = state["exp_avg"], state["exp_avg_sq"], param.grad
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        # AdamW's arithmetic, in AdamW's order, computed out of place: the filter picks what lands
-        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2**step)).add_(group["eps"])
-        stepped = param * (1 - group["lr"] * group["weight_decay"])
-        stepped.addcdiv_(exp_avg, denom, value=-group["lr"] / (1 - beta1**step))
-        param.copy_(torch.where(momentum_filter(exp_avg, group["fraction"]), stepped, param))

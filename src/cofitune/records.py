@@ -51,7 +51,7 @@ class Record:
 @dataclass(frozen=True)
 class TrainRecord(Record):
     KIND: ClassVar[str] = "train_metrics"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     candidate: str
     method: str
@@ -75,9 +75,11 @@ class TrainRecord(Record):
     sharding: str  # none or fsdp
     softmask_tensors: int
     softmask_parts: list[str]
+    softmask_apply: str  # where the factors act: 'update' (the optimizer's step), 'gradient', or '' (no mask)
     seed: int
     learning_rate: float | None  # peak learning rate (None: not trained)
     history: list[dict[str, float]] = field(default_factory=list)
+    mask_control: str = ""  # '' or a control of the fine level: 'uniform', 'shuffled'
 
     @classmethod
     def untrained(cls, describe: dict[str, Any], options: dict[str, Any], layer_indices: list[int], total_params: int, seed: int) -> TrainRecord:
@@ -86,7 +88,7 @@ class TrainRecord(Record):
             **describe, options=options, layer_indices=layer_indices, trainable_tensors=0, trainable_params=0,
             total_params=total_params, steps=0, resumed_from_step=0, final_loss=None, input_tokens=0, target_tokens=0,
             wall_seconds=0.0, tokens_per_second=0.0, precision="", processes=0, sharding="none", softmask_tensors=0, softmask_parts=[],
-            seed=seed, learning_rate=None, history=[],
+            softmask_apply="", seed=seed, learning_rate=None, history=[],
         )
 
 

@@ -7,7 +7,9 @@ shard, and checkpoints hold the gathered tensors). Per optimizer step it:
   1. runs the step's micro-batches (gradient accumulation, no DDP sync until the last one),
      with the loss summed over target tokens and divided by the step's *global* target-token
      count, so k micro-batches give exactly the update of one batch k times as large;
-  2. calls `grad_transform` once (the fine level's soft-mask goes here), then clips and steps.
+  2. calls `grad_transform` once (gradient terms such as L2, or the soft-mask in its reference
+     `gradient` mode), then clips and steps; per-unit `step_scales` (the soft-mask in `update`
+     mode) act inside the optimizer's step (`cofitune.optim`).
 The data order is a pure function of (seed, step), and the checkpoint holds the trainable
 tensors, AdamW moments and RNG state as safetensors, so a killed run resumes to the same weights.
 """
@@ -21,7 +23,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,9 +128,12 @@ def count_targets(rows: Sequence[dict[str, list[int]]]) -> int:
 # ------------------------------------------------------------------ optimisation pieces
 
 
-def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """AdamW over trainable tensors only (MoFO's filtered AdamW when `update_fraction` is set); no
-    weight decay on biases and norm weights (1-D)."""
+def build_optimizer(
+    model: nn.Module, settings: TrainSettings, step_scales: Mapping[torch.Tensor, torch.Tensor] | None = None
+) -> torch.optim.Optimizer:
+    """AdamW over trainable tensors only; no weight decay on biases and norm weights (1-D).
+    `cofitune.optim.ScaledAdamW` instead when a step must not land alike on every entry: MoFO's
+    `update_fraction`, or per-unit `step_scales` (the soft-mask in update mode), or both."""
     params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if not params:
         raise ValueError("the region selects no trainable parameters")
@@ -137,11 +142,11 @@ def build_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Op
         {"params": [p for _, p in params if p.ndim < 2], "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
-    if settings.update_fraction is not None:
-        from cofitune.mofo import MoFO
+    if settings.update_fraction is not None or step_scales:
+        from cofitune.optim import ScaledAdamW
 
-        return MoFO(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps,
-                    fraction=settings.update_fraction)
+        return ScaledAdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps,
+                           fraction=settings.update_fraction or 1.0, step_scales=step_scales)
     return torch.optim.AdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps)
 
 
@@ -245,14 +250,16 @@ def train(
     fingerprint: str = "",
     grad_transform: GradTransform | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    step_scales: Mapping[torch.Tensor, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train the parameters of `model` that require grad; the others are never touched."""
+    """Train the parameters of `model` that require grad; the others are never touched.
+    `step_scales`: per-entry factors of the optimizer's step for some parameters (the soft-mask)."""
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = global_batch_size(settings, world)
     n_steps = total_steps(len(rows), settings, world)
     torch.manual_seed(settings.seed)
     model.train()
-    optimizer = build_optimizer(model, settings)
+    optimizer = build_optimizer(model, settings, step_scales)
     result = TrainResult(steps=n_steps)
     start = _maybe_resume(checkpoint_dir, fingerprint, model, optimizer, result)
     sharded = is_sharded(model)  # FSDP2, applied by the caller: no DDP wrapper, gradients reduce-scattered

@@ -7,9 +7,10 @@
   mask-rows <out_file>
       shards a tiny model by rows (dim 0) and by columns (dim 1) and checks that every process
       scales exactly the block of gradient rows or columns it holds, with the matching factors;
-  mofo <out_file>
-      steps MoFO on a model sharded by rows and by columns with known gradients and checks that
-      every process ends with its block of what one process gets from the whole tensors.
+  scaled-steps <out_file>
+      steps ScaledAdamW (the soft-mask's step scales, MoFO's filter, both) on a model sharded by rows
+      and by columns with known gradients and checks that every process ends with its block of
+      what one process gets from the whole tensors.
 """
 
 from __future__ import annotations
@@ -83,41 +84,54 @@ def mask_rows(out_file: str) -> None:
         Path(out_file).write_text(json.dumps({"checked": checked, "world": dist.get_world_size()}))
 
 
-def mofo(out_file: str) -> None:
+def scaled_steps(out_file: str) -> None:
+    """ScaledAdamW sharded by rows and by columns ends bitwise equal to one process: the soft-mask's
+    step scales alone, MoFO alone, and both composed."""
     import torch.distributed as dist
     from accelerate import Accelerator
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor, Shard
 
+    from cofitune import masking, regions
     from cofitune.modeling import build_tiny_model
-    from cofitune.mofo import MoFO, entries_to_update
+    from cofitune.mofo import entries_to_update
+    from cofitune.optim import ScaledAdamW
 
     Accelerator(cpu=True)
-    checked = 0
-    for dim in (0, 1):
-        single, _ = build_tiny_model("tiny-llama", seed=0)
-        sharded, _ = build_tiny_model("tiny-llama", seed=0)
-        mesh = init_device_mesh("cpu", (dist.get_world_size(),))
-        place = lambda p, d=dim: Shard(d if p.ndim == 2 else 0)  # noqa: E731
-        fully_shard(sharded, mesh=mesh, shard_placement_fn=place)
-        start = {n: p.detach().clone() for n, p in single.named_parameters()}
-        optimizers = [MoFO(m.parameters(), lr=1e-2, weight_decay=0.1, fraction=0.15) for m in (single, sharded)]
-        generator = torch.Generator().manual_seed(1)  # the same gradients on every process
-        for _ in range(3):
-            grads = {n: torch.randn(p.shape, generator=generator) for n, p in single.named_parameters()}
-            for name, param in single.named_parameters():
-                param.grad = grads[name].clone()
-            for name, param in sharded.named_parameters():
-                param.grad = DTensor.from_local(_block(grads[name], param), param.device_mesh, param.placements,
-                                                shape=param.shape, stride=param.stride())
-            for optimizer in optimizers:
-                optimizer.step()
-        for (name, whole), (_, part) in zip(single.named_parameters(), sharded.named_parameters(), strict=True):
-            gathered = part.full_tensor()
-            assert torch.equal(gathered, whole.detach()), f"{name} sharded by dim {dim}: not the whole tensor's choice"
-            assert int((gathered != start[name]).sum()) <= 3 * entries_to_update(whole.numel(), 0.15), name
-            checked += 1
+    checked = {}
+    for case, fraction, masked in (("mask", 1.0, True), ("mofo", 0.15, False), ("mofo+mask", 0.15, True)):
+        checked[case] = 0
+        for dim in (0, 1):
+            single, _ = build_tiny_model("tiny-llama", seed=0)
+            sharded, _ = build_tiny_model("tiny-llama", seed=0)
+            mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+            place = lambda p, d=dim: Shard(d if p.ndim == 2 else 0)  # noqa: E731
+            fully_shard(sharded, mesh=mesh, shard_placement_fn=place)
+            start = {n: p.detach().clone() for n, p in single.named_parameters()}
+            generator = torch.Generator().manual_seed(1)  # the same factors and gradients on every process
+            imp = {"head": torch.rand(4, 4, generator=generator), "intermediate": torch.rand(4, 128, generator=generator),
+                   "output": torch.rand(4, 64, generator=generator)}
+            names = regions.select_parameters(single, (0.0, 1.0), "mha+ffn")
+            scales = masking.row_scales(single, imp, names, masking.PARTS) if masked else {}
+            optimizers = [ScaledAdamW(m.parameters(), lr=1e-2, weight_decay=0.1, fraction=fraction,
+                                      step_scales=masking.SoftMask(m, scales).step_scales() if masked else None)
+                          for m in (single, sharded)]
+            for _ in range(3):
+                grads = {n: torch.randn(p.shape, generator=generator) for n, p in single.named_parameters()}
+                for name, param in single.named_parameters():
+                    param.grad = grads[name].clone()
+                for name, param in sharded.named_parameters():
+                    param.grad = DTensor.from_local(_block(grads[name], param), param.device_mesh, param.placements,
+                                                    shape=param.shape, stride=param.stride())
+                for optimizer in optimizers:
+                    optimizer.step()
+            for (name, whole), (_, part) in zip(single.named_parameters(), sharded.named_parameters(), strict=True):
+                gathered = part.full_tensor()
+                assert torch.equal(gathered, whole.detach()), f"{case}, {name} sharded by dim {dim}: not what one process gets"
+                if fraction < 1.0:
+                    assert int((gathered != start[name]).sum()) <= 3 * entries_to_update(whole.numel(), fraction), name
+                checked[case] += 1
     if dist.get_rank() == 0:
         Path(out_file).write_text(json.dumps({"checked": checked, "world": dist.get_world_size()}))
 
@@ -131,4 +145,4 @@ def _block(full: torch.Tensor, like) -> torch.Tensor:
 
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"train": train, "importance": importance, "mask-rows": mask_rows, "mofo": mofo}[command](*rest)
+    {"train": train, "importance": importance, "mask-rows": mask_rows, "scaled-steps": scaled_steps}[command](*rest)

@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 TRAINING = {"learning_rate": 1e-3, "max_steps": 3, "micro_batch_size": 8, "precision": "fp32", "save_every_steps": 1}
 SPECS = [
-    {"id": "region_softmask", "layers": "h1", "modules": "mha+ffn", "softmask": True},
+    {"id": "region_softmask", "layers": "h1", "modules": "mha+ffn", "softmask": True},  # softmask.apply: update
+    {"id": "v_softmask", "layers": "all", "modules": "all", "softmask": True},
     {"id": "full_sft", "layers": "all", "modules": "all"},
     {"id": "l2", "method": "l2", "lam": 0.5},
     {"id": "hft", "method": "hft"},
@@ -100,6 +101,7 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
             assert not noise.any() or (fsdp[name][noise] - single[name][noise]).abs().max() <= lr_steps
         record = io.read_json(tmp_path / "fsdp" / spec["id"] / "train_metrics.json")
         assert record["sharding"] == "fsdp" and record["processes"] == 2
+        assert record["softmask_apply"] == ("update" if spec.get("softmask") else "")
         assert record["trainable_params"] == io.read_json(tmp_path / "single" / spec["id"] / "train_metrics.json")["trainable_params"]
 
 
@@ -110,11 +112,13 @@ def test_each_process_masks_exactly_the_gradient_block_it_holds(tmp_path):
     assert report == {"checked": 2 * 4 * 5, "world": 2}  # rows and columns x 4 layers x q, k, v, up, down
 
 
-def test_mofo_chooses_from_the_whole_tensor_under_sharding(tmp_path):
+def test_scaled_steps_and_mofo_under_sharding_equal_one_process(tmp_path):
     """Bitwise the single process's steps: a choice per shard (each block's own top 15%) would differ."""
-    proc = torchrun("mofo", str(tmp_path / "report.json"), port=29547)
+    proc = torchrun("scaled-steps", str(tmp_path / "report.json"), port=29547)
     assert proc.returncode == 0, proc.stderr[-6000:]
-    assert json.loads((tmp_path / "report.json").read_text()) == {"checked": 2 * 38, "world": 2}  # 38 tensors, by rows and columns
+    per_case = 2 * 38  # 38 tensors, by rows and columns
+    assert json.loads((tmp_path / "report.json").read_text()) == {"checked": {"mask": per_case, "mofo": per_case, "mofo+mask": per_case},
+                                                                  "world": 2}
 
 
 def test_importance_of_a_sharded_model_equals_one_process(tmp_path):

@@ -136,3 +136,23 @@ def test_the_unmasked_twin_of_a_soft_masked_region():
     assert unmasked_region("0.25-0.5_ffn_softmask") == "0.25-0.5_ffn"
     assert unmasked_region("v_softmask") == "full_sft"
     assert unmasked_region("0.25-0.5_ffn") is None and unmasked_region("lora") is None
+
+
+def test_controls_of_the_fine_level_have_ids_that_parse_back():
+    from cofitune.candidates import control_region, parse_region_control
+
+    assert control_region("0.25-0.5_ffn_softmask", "uniform") == "0.25-0.5_ffn_softmask-uniform"
+    assert control_region("v_softmask", "shuffled") == "v_softmask-shuffled"
+    assert control_region("0.25-0.5_ffn", "uniform") is None and control_region("lora", "uniform") is None
+    for control_id, layers in (("0.25-0.5_ffn_softmask-uniform", [0.25, 0.5]), ("v_softmask-shuffled", "all")):
+        spec = spec_from_id(control_id)
+        assert spec["softmask_control"] == control_id.rpartition("-")[2] and spec["layers"] == layers
+        candidate = candidate_from_spec(spec)
+        assert (candidate.id, candidate.method, candidate.softmask) == (control_id, Method.MASK_CONTROL, True)
+        assert candidate.describe()["mask_control"] == candidate.control
+    assert parse_region_control("0.25-0.5_ffn_softmask-uniform") == ((0.25, 0.5), "ffn", True, "uniform")
+    with pytest.raises(KeyError, match="control"):
+        parse_region_id("0.25-0.5_ffn_softmask-uniform")  # not a search node
+    with pytest.raises(ValueError, match="soft-masked region"):
+        candidate_from_spec({"layers": "q2", "modules": "ffn", "softmask_control": "uniform"})  # a control needs the mask
+    assert Method.MASK_CONTROL.recipe.display("0.25-0.5_ffn_softmask-uniform_seed1235") == "uniform mask (control)"

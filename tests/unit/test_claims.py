@@ -30,6 +30,10 @@ def test_a_run_claims_what_its_models_can_support():
     without = [r for r in ROWS if r["candidate"] not in ("full_sft_lr0.0001", "0.25-0.75_mha+ffn")]
     assert [c.name for c in claims_for(without, FINAL)] == ["forgetting", "vs full SFT", "vs base"]  # matched = default: once
     assert [c.name for c in claims_for(ROWS, None)] == ["forgetting"]  # no search: no CoFiTune model
+    controls = [*ROWS, _row(f"{FINAL}-uniform", "region+mask_control", 21.0, 56.0), _row(f"{FINAL}-shuffled", "region+mask_control", 21.0, 55.0)]
+    assert [c for c in claims_for(controls, FINAL) if c.name.startswith("fine level")] == [
+        Claim("fine level", FINAL, "0.25-0.75_mha+ffn"), Claim("fine level, uniform control", FINAL, f"{FINAL}-uniform"),
+        Claim("fine level, shuffled control", FINAL, f"{FINAL}-shuffled")]
     unmasked_final = [*ROWS[:3], _row("0.25-0.75_mha+ffn", "region", 24.0, 54.0)]
     assert "fine level" not in [c.name for c in claims_for(unmasked_final, "0.25-0.75_mha+ffn")]
 

@@ -1,4 +1,4 @@
-"""Fine level, applied: gradient soft-masking, proven row by row."""
+"""Fine level, applied: soft-masking of the gradient and of the update, proven row by row; the controls."""
 
 from __future__ import annotations
 
@@ -130,3 +130,131 @@ def test_auto_parts_follow_the_trained_modules(tiny_llama):
     assert masking.resolve_parts("auto", model, ffn) == masking.DEFAULT_PARTS
     assert masking.resolve_parts("auto", model, mha) == ("attention",)
     assert masking.resolve_parts(["attention"], model, ffn) == ("attention",)
+
+
+# ---------------------------------------------------------------- where the factors act (softmask.apply)
+
+
+def _one_step(model, rows, mask: masking.SoftMask | None, **overrides) -> dict[str, torch.Tensor]:
+    """Each trained tensor's change after one optimizer step of the loop (AdamW, no clipping)."""
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    settings = TrainSettings(**{"learning_rate": 1e-3, "max_steps": 1, "micro_batch_size": 8, "max_grad_norm": 1e9, **overrides})
+    train(model, rows, settings, Accelerator(cpu=True), pad_id=0, grad_transform=mask if mask and mask.grad_transforms() else None,
+          step_scales=mask.step_scales() if mask else None)
+    return {n: p.detach() - before[n] for n, p in model.named_parameters() if n in before}
+
+
+def _masked_twins(base, names, imp, apply):
+    unmasked, masked = copy.deepcopy(base), copy.deepcopy(base)
+    for model in (unmasked, masked):
+        regions.freeze_all_but(model, names)
+    return unmasked, masked, masking.SoftMask(masked, masking.row_scales(masked, imp, names, masking.PARTS), apply)
+
+
+def _factors(imp, low=0.05, high=0.95):
+    return {t: low + (high - low) * v for t, v in imp.items()}  # no unit frozen outright: factors in (0.05, 0.95)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_an_update_mode_step_moves_each_row_by_its_factor_times_the_unmasked_step(family, request, tiny_rows):
+    base, _ = request.getfixturevalue(family)
+    names = regions.select_parameters(base, (0.0, 1.0), "mha+ffn")
+    imp = _factors(_random_importance(base))
+    unmasked, masked, mask = _masked_twins(base, names, imp, "update")
+    plain, scaled = _one_step(unmasked, tiny_rows, None), _one_step(masked, tiny_rows, mask)
+    transposed = regions.family_of(base).transposed
+    for name in names:
+        rows_plain = plain[name].T if transposed and plain[name].ndim == 2 else plain[name]
+        rows_scaled = scaled[name].T if transposed and scaled[name].ndim == 2 else scaled[name]
+        factors = torch.tensor([float(_expected_factor(base, name, i, imp)) for i in range(rows_plain.shape[0])])
+        expected = rows_plain * factors.reshape(-1, *([1] * (rows_plain.ndim - 1)))
+        # atol: a change is measured as after - before, which rounds at the weights' ulp (~1e-7 here)
+        torch.testing.assert_close(rows_scaled, expected, rtol=1e-4, atol=1e-7, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_a_gradient_mode_step_equals_the_unmasked_step_under_adamw(tiny_llama, tiny_rows):
+    """The reference's mechanism: Adam's m / sqrt(v) cancels a constant per-entry gradient factor,
+    so masking the gradient leaves the step as it was, up to eps (and clipping, off here). This test
+    documents why `update` is the default; it must keep passing."""
+    base, _ = tiny_llama
+    names = regions.select_parameters(base, (0.0, 1.0), "mha+ffn")
+    unmasked, masked, mask = _masked_twins(base, names, _factors(_random_importance(base)), "gradient")
+    lr = 1e-3
+    plain = _one_step(unmasked, tiny_rows, None, learning_rate=lr, weight_decay=0.0)
+    gradient = _one_step(masked, tiny_rows, mask, learning_rate=lr, weight_decay=0.0)
+    ratios, compared = [], 0
+    for name in names:
+        # Adam's first step is lr * g / (|g| + eps): where |g| >> eps (the step is lr to 1e-5) the
+        # factor cancels; near eps it does not (rounding-noise gradients), and such entries are left out
+        clear = plain[name].abs() > lr * (1 - 1e-5)
+        torch.testing.assert_close(gradient[name][clear], plain[name][clear], rtol=1e-3, atol=1e-7, msg=lambda m, n=name: f"{n}: {m}")
+        ratios.append(float(gradient[name].norm() / plain[name].norm()))
+        compared += int(clear.sum())
+    assert compared > 0.25 * sum(plain[n].numel() for n in names)  # about 40% of the entries here
+    assert min(ratios) > 0.99  # while the mean factor is 0.5
+
+
+def test_under_sgd_masking_the_gradient_and_scaling_the_step_agree(tiny_llama, tiny_rows):
+    """For a step linear in the gradient the two modes are one: the difference is Adam's normalisation."""
+    base, _ = tiny_llama
+    names = regions.select_parameters(base, (0.0, 0.5), "ffn")
+    model = copy.deepcopy(base)
+    regions.freeze_all_but(model, names)
+    mask = masking.SoftMask(model, masking.row_scales(model, _factors(_random_importance(base)), names))
+    token_loss_sum(model, collate_rows(tiny_rows[:8])).backward()
+    params = [p for p in model.parameters() if p.requires_grad]
+    before = [p.detach().clone() for p in params]
+    steps = {p: p.grad.clone() * -0.1 for p in params}  # SGD, lr 0.1: the unmasked step
+    mask(model)  # gradient mode
+    torch.optim.SGD(params, lr=0.1).step()
+    scales = mask.step_scales()
+    for param, start in zip(params, before, strict=True):
+        scaled_step = steps[param] * scales.get(param, torch.ones(()))  # update mode: the step times its factors
+        torch.testing.assert_close(param.detach() - start, scaled_step, rtol=1e-4, atol=1e-7)  # p - start rounds
+
+
+def collate_rows(rows):
+    from cofitune.data import collate
+
+    return collate(rows, 0)
+
+
+def test_update_mode_with_mofo_moves_only_the_chosen_entries_by_their_factors(tiny_llama, tiny_rows):
+    """MoFO's filter and the soft-mask's factors compose in one optimizer: the chosen entries move by
+    factor x MoFO's step, the others not at all."""
+    base, _ = tiny_llama
+    names = regions.select_parameters(base, (0.0, 1.0), "ffn")
+    imp = _factors(_random_importance(base))
+    unmasked, masked, mask = _masked_twins(base, names, imp, "update")
+    plain, scaled = _one_step(unmasked, tiny_rows, None, update_fraction=0.15), _one_step(masked, tiny_rows, mask, update_fraction=0.15)
+    for name in names:
+        assert torch.equal(plain[name] == 0, scaled[name] == 0), name  # the same entries chosen (the momentum is unmasked)
+        factors = torch.tensor([float(_expected_factor(base, name, i, imp)) for i in range(plain[name].shape[0])]).reshape(-1, 1)
+        torch.testing.assert_close(scaled[name], plain[name] * factors, rtol=1e-4, atol=1e-7, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("control", masking.CONTROLS)
+def test_controls_keep_each_layers_mean_factor(control):
+    generator = torch.Generator().manual_seed(0)
+    imp = {"head": torch.rand(3, 4, generator=generator), "intermediate": torch.rand(3, 16, generator=generator),
+           "output": torch.rand(3, 8, generator=generator)}
+    got = masking.controlled(imp, control, seed=1)
+    for part, values in imp.items():
+        torch.testing.assert_close(got[part].mean(dim=1), values.mean(dim=1), msg=part)
+        if control == "uniform":
+            assert torch.equal(got[part], got[part][:, :1].expand_as(got[part]))  # no selectivity left
+        else:  # the same values per layer, on other units
+            assert torch.equal(got[part].sort(dim=1).values, values.sort(dim=1).values)
+            assert not torch.equal(got[part], values)
+    assert masking.controlled(imp, control, seed=1).keys() == imp.keys()
+    if control == "shuffled":
+        assert all(torch.equal(a, b) for a, b in zip(got.values(), masking.controlled(imp, control, seed=1).values(), strict=True))
+    assert masking.controlled(imp, None) == imp
+    with pytest.raises(ValueError, match="unknown soft-mask control"):
+        masking.controlled(imp, "reversed")
+
+
+def test_an_unknown_apply_mode_is_refused(tiny_llama):
+    model, _ = tiny_llama
+    with pytest.raises(ValueError, match=r"softmask\.apply"):
+        masking.SoftMask(model, {}, "weights")

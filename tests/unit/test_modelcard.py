@@ -21,11 +21,11 @@ def summary_row(candidate: str, label: str, uni: float, cofitune: bool = False) 
 
 def final_model(base: str = "org/instruct-model", dtype: str = "bfloat16", softmask: bool = True) -> FinalModel:
     record = TrainRecord(
-        candidate="0.5-0.75_ffn_softmask", method="region", layer_range="0.5-0.75", module_set="ffn", softmask=softmask,
+        candidate="0.5-0.75_ffn_softmask", method="region", layer_range="0.5-0.75", module_set="ffn", softmask=softmask, mask_control="",
         options={}, layer_indices=[2, 3, 4], trainable_tensors=6, trainable_params=1200, total_params=10000, steps=22,
         resumed_from_step=0, final_loss=1.25, input_tokens=100, target_tokens=50, wall_seconds=3.0, tokens_per_second=10.0,
         precision="no", processes=1, sharding="none", softmask_tensors=6 if softmask else 0,
-        softmask_parts=["intermediate", "output"] if softmask else [], seed=7, learning_rate=3e-4,
+        softmask_parts=["intermediate", "output"] if softmask else [], softmask_apply="update" if softmask else "", seed=7, learning_rate=3e-4,
     )
     summary = pa.Table.from_pylist([summary_row("0.5-0.75_ffn_softmask", "CoFiTune", 90.0, cofitune=True),
                                     summary_row("base", "Base", 60.0)])

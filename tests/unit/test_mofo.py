@@ -11,7 +11,8 @@ from accelerate import Accelerator
 from cofitune.candidates import candidate_from_spec
 from cofitune.data import tokenize_examples
 from cofitune.methods import baseline_specs
-from cofitune.mofo import DEFAULT_FRACTION, MoFO, entries_to_update, momentum_filter
+from cofitune.mofo import DEFAULT_FRACTION, entries_to_update, momentum_filter
+from cofitune.optim import ScaledAdamW as MoFO
 from cofitune.train import TrainSettings, build_optimizer, train
 from tests.conftest import make_examples
 

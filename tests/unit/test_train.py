@@ -79,11 +79,22 @@ def test_gradient_accumulation_matches_one_large_batch(tiny_llama, tiny_rows):
         torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("update_fraction", [None, 0.15], ids=["adamw", "mofo"])
-def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp_path, update_fraction):
-    settings = dataclasses.replace(SETTINGS, update_fraction=update_fraction)  # MoFO's state is checkpointed like AdamW's
+def _update_mask(model) -> dict:
+    """The soft-mask's step scales (update mode) for a model's trained tensors, from fixed importances."""
+    from cofitune import importance, masking
+
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    generator = torch.Generator().manual_seed(5)
+    imp = {t: torch.rand(torch.stack(g).shape, generator=generator) for t, g in importance.make_gates(model).items()}
+    return masking.SoftMask(model, masking.row_scales(model, imp, names, masking.PARTS), "update").step_scales()
+
+
+@pytest.mark.parametrize(("update_fraction", "masked"), [(None, False), (0.15, False), (None, True), (0.15, True)],
+                         ids=["adamw", "mofo", "softmask-update", "mofo+softmask-update"])
+def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp_path, update_fraction, masked):
+    settings = dataclasses.replace(SETTINGS, update_fraction=update_fraction)  # ScaledAdamW's state is checkpointed like AdamW's
     reference = _prepare(tiny_llama[0], module_set="mha+ffn")
-    full = train(reference, tiny_rows, settings, Accelerator(cpu=True), pad_id=0)
+    full = train(reference, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, step_scales=_update_mask(reference) if masked else None)
 
     class Killed(Exception):
         pass
@@ -94,10 +105,12 @@ def test_resume_after_a_kill_reaches_the_same_weights(tiny_llama, tiny_rows, tmp
 
     model = _prepare(tiny_llama[0], module_set="mha+ffn")
     with pytest.raises(Killed):
-        train(model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x", on_step=kill_after_three)
+        train(model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x", on_step=kill_after_three,
+              step_scales=_update_mask(model) if masked else None)
     assert (tmp_path / "state.json").is_file()
     resumed_model = _prepare(tiny_llama[0], module_set="mha+ffn")  # a fresh process starts from the base
-    resumed = train(resumed_model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x")
+    resumed = train(resumed_model, tiny_rows, settings, Accelerator(cpu=True), pad_id=0, checkpoint_dir=tmp_path, fingerprint="x",
+                    step_scales=_update_mask(resumed_model) if masked else None)
     assert resumed.resumed_from_step == 2
     for (name, pa), (_, pb) in zip(reference.named_parameters(), resumed_model.named_parameters(), strict=True):
         assert torch.equal(pa, pb), name

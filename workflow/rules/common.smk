@@ -22,6 +22,7 @@ from cofitune.candidates import (
     BASE_ID,
     ID_PATTERN,
     candidate_from_spec,
+    control_region,
     parse_replicate,
     region_id,
     spec_from_id,
@@ -229,6 +230,13 @@ def final_unmasked():
     return [unmasked] if unmasked else []
 
 
+def final_controls():
+    """The fine level's controls of the final model (search.fine_controls on its region)."""
+    if not (SEARCH_LEVELS and SEARCH["final_softmask"]):
+        return []
+    return [control_region(final_candidate(), control) for control in SEARCH["fine_controls"]]
+
+
 def known_candidates():
     """The models known before the search (base, baselines, extras, and their replicates): the
     DAG runs them alongside the search instead of after it. A baseline matched to the final
@@ -243,8 +251,9 @@ def evaluated_candidates(wildcards=None):
     ids = [BASE_ID, *CANDIDATE_SPECS]
     nodes = [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
     final = [final_candidate()] if SEARCH_LEVELS else []
-    ids = list(dict.fromkeys([*ids, *nodes, *final]))
-    groups = {"final": final, "final_unmasked": final_unmasked(), "baselines": BASELINE_IDS, "search": nodes}
+    ids = list(dict.fromkeys([*ids, *nodes, *final, *final_controls()]))
+    groups = {"final": final, "final_unmasked": final_unmasked(), "final_controls": final_controls(), "baselines": BASELINE_IDS,
+              "search": nodes}
     return with_replicates(ids, groups, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 

@@ -15,7 +15,7 @@ from typing import Any
 from cofitune import io, regions
 from cofitune.candidates import Candidate, candidate_from_spec
 from cofitune.logs import setup_logging
-from cofitune.masking import SoftMask, resolve_parts, row_scales
+from cofitune.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
 from cofitune.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.records import TrainRecord
 from cofitune.sharding import ShardingSettings, full_tensor, materialise, shard_model
@@ -31,7 +31,7 @@ CHECKPOINT_DIR = "checkpoint"
 def train_candidate(
     model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
     out_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
-    softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None,
+    softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None, softmask_apply: str = "update",
 ) -> None:
     """Selective SFT of one candidate; writes only the trained tensors and its TrainRecord.
     `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
@@ -60,20 +60,20 @@ def train_candidate(
         if low_memory:
             materialise(net, model_dir, accelerator.device.type)
     parts = resolve_parts(softmask_parts, model, trainable)
-    mask = _soft_mask(model, candidate, importance_file, trainable, parts)
-    transforms = [*([mask] if mask else []), *candidate.recipe.grad_transforms(net, candidate)]
-    rows = io.read_dataset(data_dir)
+    mask = _soft_mask(model, candidate, importance_file, trainable, parts, softmask_apply, seed)
+    transforms, rows = [*(mask.grad_transforms() if mask else []), *candidate.recipe.grad_transforms(net, candidate)], io.read_dataset(data_dir)
     n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)  # global sizes, sharded or not
     fingerprint = settings.fingerprint({
         "candidate": candidate.describe(), "options": dict(candidate.options), "trainable": trainable,
         "precision": accelerator.mixed_precision, "world": accelerator.num_processes,
-        "mask": io.file_digest(importance_file) if mask else None, "parts": list(parts),
+        "mask": [io.file_digest(importance_file), softmask_apply] if mask else None, "parts": list(parts),
     })
-    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask on %d tensors, %s, %d process(es), sharding %s",
-             candidate.id, candidate.method, n_trained, total_params, len(rows), len(mask) if mask else 0,
+    log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask %s, %s, %d process(es), sharding %s",
+             candidate.id, candidate.method, n_trained, total_params, len(rows), mask or "off",
              accelerator.mixed_precision, accelerator.num_processes, sharding.mode)
     result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=out_dir / CHECKPOINT_DIR,
-                   fingerprint=fingerprint, grad_transform=_chain(transforms))
+                   fingerprint=fingerprint, grad_transform=_chain(transforms),
+                   step_scales=mask.step_scales() if mask else None)
     trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
     if accelerator.is_main_process:
         io.save_tensors(out_dir / TRAINED_FILE, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
@@ -84,7 +84,8 @@ def train_candidate(
             final_loss=result.final_loss, input_tokens=result.input_tokens, target_tokens=result.target_tokens,
             wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
             precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
-            softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [], seed=seed,
+            softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
+            softmask_apply=softmask_apply if mask else "", seed=seed,
             learning_rate=training["learning_rate"], history=result.history,
         ).write(out_dir / TRAIN_METRICS_FILE)
         if not training.get("keep_checkpoint", False):  # the outputs are written: resuming is no longer needed
@@ -92,15 +93,16 @@ def train_candidate(
     accelerator.wait_for_everyone()
 
 
-def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence[str], parts: Sequence[str]) -> SoftMask | None:
+def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence[str], parts: Sequence[str], apply: str,
+               seed: int) -> SoftMask | None:
     if not candidate.softmask:
         return None
     if importance_file is None:
         raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
-    scales = row_scales(model, load_importance(importance_file), trainable, parts)
+    scales = row_scales(model, controlled(load_importance(importance_file), candidate.control, seed), trainable, parts)
     if not scales:
         raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
-    return SoftMask(model, scales)
+    return SoftMask(model, scales, apply)
 
 
 def _chain(transforms: Sequence[Any]):
@@ -135,11 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
+    parser.add_argument("--softmask-apply", choices=APPLY_MODES, default="update", help="where the soft-mask's factors act")
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
     args = parser.parse_args(argv)
     setup_logging()
     train_candidate(args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets,
-                    args.importance, args.softmask_parts, args.budget_from)
+                    args.importance, args.softmask_parts, args.budget_from, args.softmask_apply)
     return 0
 
 

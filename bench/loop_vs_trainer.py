@@ -1,0 +1,166 @@
+"""Optimizer-step time of our loop (`cofitune.train.train`) versus transformers' `Trainer`, same model,
+frozen set, batch and optimizer settings, for full SFT and for `ffn` in [0.25, 0.5).
+
+Each (configuration, arm, round) runs in its own child process on a freshly loaded model, and the
+arms are interleaved in rounds (loop, Trainer, loop, Trainer, ...) so drift in machine load hits
+both. Both arms see the same synthetic rows: `--seq` random tokens, labels == input_ids (loss on
+all tokens), an all-ones attention mask. A step is timed from one step's end to the next (our loop:
+`on_step`; the Trainer: a `TrainerCallback.on_step_end`), so both include loading the next batch;
+the first `--warmup` steps of every child are dropped. The Trainer keeps its default optimizer
+(`TrainingArguments.optim`, recorded in the results) with our AdamW settings.
+
+Results: bench/results/loop_vs_trainer_<model>.{parquet,md}, with host and versions.
+ratio = Trainer median / loop median (> 1: our loop is faster).
+
+    python bench/loop_vs_trainer.py [--model default|tiny] [--steps 4] [--rounds 3] [--warmup 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from cofitune import regions
+from cofitune.candidates import candidate_from_spec
+from cofitune.provenance import package_versions
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import MODELS, load_model, write_results
+
+CONFIGS = {"full_sft": {"layers": "all", "modules": "all"}, "0.25-0.5_ffn": {"layers": "q2", "modules": "ffn"}}
+ARMS = ("loop", "trainer")
+LEARNING_RATE = 1e-5
+
+
+def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, vocab, (n, seq), generator=generator).tolist()
+    return [{"input_ids": row, "attention_mask": [1] * seq, "labels": row} for row in ids]
+
+
+def run_loop(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[float], float]:
+    from accelerate import Accelerator
+
+    from cofitune.train import TrainSettings, train
+
+    settings = TrainSettings(learning_rate=LEARNING_RATE, max_steps=n_steps, micro_batch_size=batch, log_every_steps=10**9)
+    stamps: list[float] = []
+    result = train(model, rows, settings, Accelerator(cpu=True), pad_id=tokenizer.pad_token_id,
+                   on_step=lambda s, r: stamps.append(time.perf_counter()))
+    return stamps, statistics.fmean(r["loss"] for r in result.history)
+
+
+def run_trainer(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[float], float, str]:
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    stamps: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            stamps.append(time.perf_counter())
+
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out, max_steps=n_steps, per_device_train_batch_size=batch, learning_rate=LEARNING_RATE,
+            adam_beta1=0.9, adam_beta2=0.95, adam_epsilon=1e-8, weight_decay=0.1, max_grad_norm=1.0,
+            lr_scheduler_type="cosine", bf16=False, fp16=False, use_cpu=True, eval_strategy="no", save_strategy="no",
+            logging_strategy="no", report_to="none", dataloader_num_workers=0, disable_tqdm=True, seed=1234,
+        )
+        trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[StepClock()])
+        output = trainer.train()
+    return stamps, float(output.training_loss), str(args.optim)
+
+
+def measure(model_key: str, candidate_id: str, arm: str, steps: int, warmup: int, batch: int, seq: int) -> dict:
+    model, tokenizer = load_model(model_key)
+    names = candidate_from_spec(CONFIGS[candidate_id]).trainable_names(model)
+    regions.freeze_all_but(model, names)
+    rows = synthetic_rows(len(tokenizer), batch * (warmup + steps), seq)
+    optim = "cofitune.train.build_optimizer"
+    if arm == "loop":
+        stamps, loss = run_loop(model, tokenizer, rows, warmup + steps, batch)
+    else:
+        stamps, loss, optim = run_trainer(model, tokenizer, rows, warmup + steps, batch)
+    if len(stamps) != warmup + steps:
+        raise RuntimeError(f"{arm} ran {len(stamps)} steps, not {warmup + steps}")
+    if warmup == 0:
+        raise ValueError("--warmup must be >= 1: a step is timed from the previous step's end")
+    per_step = [b - a for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
+    return {"candidate": candidate_id, "arm": arm, "step_seconds": per_step, "mean_loss": loss, "optimizer": optim,
+            "trainable_fraction": regions.count_parameters(model, names) / regions.count_parameters(model)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=sorted(MODELS), default="default")
+    parser.add_argument("--steps", type=int, default=4, help="measured steps per arm and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="steps dropped at the start of every child (>= 1)")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--child", nargs=2, metavar=("CANDIDATE", "ARM"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        candidate_id, arm = args.child
+        print(json.dumps(measure(args.model, candidate_id, arm, args.steps, args.warmup, args.batch, args.seq)))
+        return
+
+    results: dict[tuple[str, str], list[dict]] = {}
+    for candidate_id in args.configs:
+        for round_ in range(args.rounds):
+            for arm in ARMS:
+                child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", candidate_id, arm], capture_output=True, text=True)
+                if child.returncode:
+                    sys.exit(f"{candidate_id} {arm} round {round_ + 1} failed:\n{child.stderr[-4000:]}")
+                out = json.loads(child.stdout.strip().splitlines()[-1])
+                results.setdefault((candidate_id, arm), []).append(out)
+                print(f"{candidate_id} {arm} round {round_ + 1}: " + " ".join(f"{s:.3f}" for s in out["step_seconds"]), file=sys.stderr)
+
+    host = f"{platform.node()} {platform.processor() or platform.machine()}"
+    versions = json.dumps(package_versions(), sort_keys=True)
+    rows = []
+    for (candidate_id, arm), runs in results.items():
+        steps = [s for run in runs for s in run["step_seconds"]]
+        rows.append({
+            "model": args.model, "candidate": candidate_id, "arm": arm, "optimizer": runs[0]["optimizer"],
+            "trainable_fraction": runs[0]["trainable_fraction"], "step_seconds_median": statistics.median(steps),
+            "step_seconds_mean": statistics.fmean(steps), "step_seconds": steps,
+            "round_medians": [statistics.median(run["step_seconds"]) for run in runs], "steps": len(steps),
+            "rounds": args.rounds, "mean_loss": statistics.fmean(run["mean_loss"] for run in runs), "batch": args.batch,
+            "seq": args.seq, "precision": "fp32", "device": "cpu", "threads": torch.get_num_threads(), "host": host,
+            "versions": versions,
+        })
+    by = {(r["candidate"], r["arm"]): r for r in rows}
+    lines = [
+        f"# Our loop vs transformers' Trainer: optimizer-step time ({args.model} model, batch {args.batch} x {args.seq} tokens, "
+        f"loss on all tokens, fp32, cpu, {rows[0]['threads']} threads; {args.rounds} interleaved rounds x {args.steps} steps per arm)",
+        "",
+        "| candidate | trainable | loop median s | Trainer median s | Trainer/loop | loop round medians | Trainer round medians |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for candidate_id in args.configs:
+        loop, trainer = by[(candidate_id, "loop")], by[(candidate_id, "trainer")]
+        lines.append(
+            f"| {candidate_id} | {loop['trainable_fraction']:.1%} | {loop['step_seconds_median']:.3f} | "
+            f"{trainer['step_seconds_median']:.3f} | {trainer['step_seconds_median'] / loop['step_seconds_median']:.2f}x | "
+            f"{' '.join(f'{s:.2f}' for s in loop['round_medians'])} | {' '.join(f'{s:.2f}' for s in trainer['round_medians'])} |"
+        )
+    lines += ["", "Trainer/loop > 1: our loop is faster. Trainer optimizer: "
+              f"`{by[(args.configs[0], 'trainer')]['optimizer']}`; mean loss loop / Trainer: "
+              + ", ".join(f"{c} {by[(c, 'loop')]['mean_loss']:.3f} / {by[(c, 'trainer')]['mean_loss']:.3f}" for c in args.configs),
+              "", f"host: {host}; versions: {versions}"]
+    write_results(f"loop_vs_trainer_{args.model}", rows, lines)
+
+
+if __name__ == "__main__":
+    main()
