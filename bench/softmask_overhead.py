@@ -1,9 +1,11 @@
 """Cost of the fine level, measured in one run on the same model, region and batches:
 
-1. step-time overhead of soft-masked SFT versus unmasked SFT of the same region (target <= 3%);
+1. step-time overhead of soft-masked SFT versus unmasked SFT of the same region, for each place the
+   factors act (`softmask.apply`): `update` (inside the optimizer's step, ScaledAdamW; target <= 2%)
+   and `gradient` (a pass over the gradients before AdamW, the reference's);
 2. the importance pass's cost relative to one SFT epoch over the same data.
 
-Masked and unmasked steps are interleaved (A B A B ...) so drift in machine load hits both.
+The arms are interleaved (A B C A B C ...) so drift in machine load hits all of them.
 Results: bench/results/softmask_overhead.{parquet,md}.
 
     python bench/softmask_overhead.py [--model default|tiny] [--steps 8] [--examples 64]
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import platform
 import statistics
 import sys
@@ -23,6 +26,7 @@ import torch
 from accelerate import Accelerator
 
 from cofitune import importance, masking, regions
+from cofitune.provenance import package_versions
 from cofitune.train import TrainSettings, collate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -37,11 +41,12 @@ def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
     return [{"input_ids": row, "labels": row} for row in ids]
 
 
-def timed_steps(model, rows, settings, grad_transform) -> list[float]:
+def timed_steps(model, rows, settings, mask: masking.SoftMask | None) -> list[float]:
     stamps: list[float] = []
     start = time.perf_counter()
-    train(model, rows, settings, Accelerator(cpu=DEVICE == "cpu"), pad_id=0, grad_transform=grad_transform,
-          on_step=lambda s, r: stamps.append(time.perf_counter()))
+    transforms = mask.grad_transforms() if mask else []
+    train(model, rows, settings, Accelerator(cpu=DEVICE == "cpu"), pad_id=0, grad_transform=transforms[0] if transforms else None,
+          step_scales=mask.step_scales() if mask else None, on_step=lambda s, r: stamps.append(time.perf_counter()))
     return [b - a for a, b in zip([start, *stamps[:-1]], stamps, strict=True)]
 
 
@@ -70,12 +75,12 @@ def main() -> None:
     importance_seconds = time.perf_counter() - start
     imp = {t: importance.normalise(v) for t, v in raw.items()}
 
-    arms: dict[str, list[float]] = {"unmasked": [], "masked": []}
+    arms: dict[str, list[float]] = {"unmasked": [], **{mode: [] for mode in masking.APPLY_MODES}}
     for _ in range(args.rounds):
         for arm in arms:
             model = copy.deepcopy(base)
             regions.freeze_all_but(model, names)
-            mask = masking.SoftMask(model, masking.row_scales(model, imp, names)) if arm == "masked" else None
+            mask = masking.SoftMask(model, masking.row_scales(model, imp, names), arm) if arm != "unmasked" else None
             arms[arm] += timed_steps(model, rows, settings, mask)[1:]  # the first step warms up
 
     model = copy.deepcopy(base)
@@ -85,11 +90,14 @@ def main() -> None:
     train(model, data, epoch_settings, Accelerator(cpu=DEVICE == "cpu"), pad_id=0)
     epoch_seconds = time.perf_counter() - start
 
-    unmasked, masked = statistics.median(arms["unmasked"]), statistics.median(arms["masked"])
+    medians = {arm: statistics.median(times) for arm, times in arms.items()}
+    unmasked = medians["unmasked"]
     row = {
         "model": args.model, "region": f"{args.region} ffn", "batch": args.batch, "seq": args.seq, "threads": torch.get_num_threads(),
-        "host": f"{platform.node()} {platform.machine()}", "device": DEVICE, "unmasked_step_s": unmasked, "masked_step_s": masked,
-        "overhead": masked / unmasked - 1.0, "steps_per_arm": len(arms["masked"]), "importance_s": importance_seconds,
+        "host": f"{platform.node()} {platform.machine()}", "device": DEVICE, "unmasked_step_s": unmasked,
+        **{f"{mode}_step_s": medians[mode] for mode in masking.APPLY_MODES},
+        **{f"{mode}_overhead": medians[mode] / unmasked - 1.0 for mode in masking.APPLY_MODES},
+        "steps_per_arm": len(arms["unmasked"]), "importance_s": importance_seconds,
         "epoch_s": epoch_seconds, "importance_vs_epoch": importance_seconds / epoch_seconds, "examples": args.examples,
     }
     lines = [
@@ -98,11 +106,13 @@ def main() -> None:
         "| measure | value |",
         "|---|---|",
         f"| median step, unmasked ({row['steps_per_arm']} steps) | {unmasked:.3f} s |",
-        f"| median step, soft-masked ({row['steps_per_arm']} steps) | {masked:.3f} s |",
-        f"| soft-mask step-time overhead | {row['overhead']:+.1%} |",
+        *(f"| median step, soft-mask applied to the {mode} | {medians[mode]:.3f} s ({row[f'{mode}_overhead']:+.1%}) |"
+          for mode in masking.APPLY_MODES),
         f"| importance pass over {args.examples} examples | {importance_seconds:.1f} s |",
         f"| one SFT epoch of the region over the same {args.examples} examples | {epoch_seconds:.1f} s |",
         f"| importance / epoch | {row['importance_vs_epoch']:.2f} |",
+        "",
+        f"host: {row['host']}; versions: {json.dumps(package_versions(), sort_keys=True)}",
     ]
     write_results("softmask_overhead" + ("_cuda" if DEVICE == "cuda" else ""), [row], lines)
 

@@ -69,11 +69,15 @@ def _front_matter(final: FinalModel) -> str:
     return "\n".join([*lines, "---", ""])
 
 
+_MASK_TARGET = {"update": "optimizer step (a per-unit learning rate)", "gradient": "gradient (before AdamW, as the reference code)"}
+
+
 def _sections(final: FinalModel) -> list[str]:
     record, training = final.train, final.training
     share = record.trainable_params / record.total_params if record.total_params else 0.0
     mask = (
-        f"on: each head's or neuron's gradient is scaled by 1 - its importance ({', '.join(record.softmask_parts)}), "
+        f"on: each head's or neuron's {_MASK_TARGET.get(record.softmask_apply, 'update')} is scaled by 1 - its importance "
+        f"({', '.join(record.softmask_parts)}), "
         f"importance estimated on {_sources(final.importance_sources)}"
         if record.softmask else "off: every entry of the region's tensors trained alike"
     )

@@ -102,12 +102,9 @@ class ScaledAdamW(torch.optim.Optimizer):
         decay = group["lr"] * group["weight_decay"]
         scale = self._scales.get(id(param))
         chosen = None if group["fraction"] >= 1.0 else _local(momentum_filter(state["exp_avg"], group["fraction"]))
-        if scale is None and chosen is None:
-            value.mul_(1 - decay).addcdiv_(exp_avg, denom, value=-step_size)
-            return
-        if scale is None:
-            stepped = (value * (1 - decay)).addcdiv_(exp_avg, denom, value=-step_size)
-        else:  # value - scale * (decay * value + step_size * m / denom)
-            stepped = value * (1 - decay * scale)
-            stepped.addcdiv_(exp_avg * scale, denom, value=-step_size)
-        value.copy_(stepped if chosen is None else torch.where(chosen, stepped, value))
+        # value - scale * (decay * value + step_size * m / denom); in place unless MoFO must choose
+        target = value if chosen is None else value.clone()
+        target.mul_(1 - decay if scale is None else 1 - decay * scale)
+        target.addcdiv_(exp_avg if scale is None else exp_avg * scale, denom, value=-step_size)
+        if chosen is not None:
+            value.copy_(torch.where(chosen, target, value))

@@ -53,11 +53,16 @@ def _final(workdir):
     return next(r["candidate"] for r in _rows(workdir, "summary") if r["cofitune"])
 
 
+def _controls(workdir) -> set[str]:
+    """The smoke preset's fine-level controls of the final model (search.fine_controls)."""
+    return {f"{_final(workdir)}-uniform", f"{_final(workdir)}-shuffled"}
+
+
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
     rows = {r["candidate"]: r for r in table.to_pylist()}
     replicates = _replicates(smoke)
-    assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)} | replicates
+    assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)} | _controls(smoke) | replicates
     assert {r["model"] for r in rows.values()} == set(rows) - replicates
     for name in ("layer_indices", "trainable_params", "spe", "ver", "uni", "config_hash", "versions", "eval_batch_size",
                  "seed", "score_plain_spe_arith", "score_chat_vk_world", "group_plain_reasoning", "ver_chat", "ver_plain"):
@@ -123,6 +128,13 @@ def test_soft_masked_candidates_use_the_importance(smoke):
     unmasked = io.load_tensors(train / _final(smoke).removesuffix("_softmask") / "trained.safetensors")
     masked = io.load_tensors(train / _final(smoke) / "trained.safetensors")
     assert unmasked.keys() == masked.keys() and any(not torch.equal(unmasked[n], masked[n]) for n in masked)
+    assert final["softmask_apply"] == "update" and final["mask_control"] == ""
+    for control in _controls(smoke):  # same region and mask parts, other factors: other weights
+        record = io.read_json(train / control / "train_metrics.json")
+        assert (record["mask_control"], record["softmask_apply"]) == (control.rpartition("-")[2], "update")
+        assert record["softmask_tensors"] == final["softmask_tensors"] and record["trainable_params"] == final["trainable_params"]
+        weights = io.load_tensors(train / control / "trained.safetensors")
+        assert weights.keys() == masked.keys() and any(not torch.equal(weights[n], masked[n]) for n in masked)
 
 
 def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(smoke):
@@ -134,7 +146,7 @@ def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(
         (chosen,) = [r for r in contenders if r["chosen"]]
         assert uni[chosen["node"]] == max(uni[r["node"]] for r in contenders)
     trained = {p.name for p in (smoke / "results" / "train").iterdir()}
-    assert trained == BASELINES | _search_nodes(smoke) | {_final(smoke)} | _replicates(smoke)
+    assert trained == BASELINES | _search_nodes(smoke) | {_final(smoke)} | _controls(smoke) | _replicates(smoke)
     assert _final(smoke) == next(r["node"] for r in trace if r["level"] == 3 and r["chosen"]) + "_softmask"
 
 
@@ -159,7 +171,11 @@ def test_the_claims_compare_replicated_models_with_paired_intervals(smoke):
     claims = _rows(smoke, "claims")
     summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
     names = {r["claim"] for r in claims}
-    assert {"forgetting", "vs full SFT", "fine level", "vs base"} <= names and len(claims) == 3 * len(names)
+    assert {"forgetting", "vs full SFT", "fine level", "fine level, uniform control", "fine level, shuffled control", "vs base"} <= names
+    assert len(claims) == 3 * len(names)
+    for control in ("uniform", "shuffled"):
+        (row,) = [r for r in claims if r["claim"] == f"fine level, {control} control" and r["metric"] == "uni"]
+        assert (row["model"], row["reference"]) == (_final(smoke), f"{_final(smoke)}-{control}")
     fine = {r["metric"]: r for r in claims if r["claim"] == "fine level"}
     assert fine["uni"]["model"] == _final(smoke) and fine["uni"]["reference"] == _final(smoke).removesuffix("_softmask")
     assert (fine["uni"]["model_seeds"], fine["uni"]["reference_seeds"]) == (2, 2)
