@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,38 +111,62 @@ def render_response(tokenizer: PreTrainedTokenizerBase, example: Example) -> str
     return full[len(prompt):]
 
 
+TRUNCATION_SIDES = ("left", "right")
+
+
 @dataclass
 class TokenizeReport:
+    """Counts of one file (or of all of them): kept examples, how many were cut to max_length, how
+    many were dropped because no response token was left, and the length that keeps every one whole."""
+
     examples: int = 0
     truncated: int = 0
     dropped_no_target: int = 0
     tokens: int = 0
     target_tokens: int = 0
+    longest: int = 0  # tokens of the longest example before truncation: a max_length that truncates nothing
+
+    @property
+    def seen(self) -> int:
+        return self.examples + self.dropped_no_target
+
+    def add(self, other: TokenizeReport) -> None:
+        for name in ("examples", "truncated", "dropped_no_target", "tokens", "target_tokens"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.longest = max(self.longest, other.longest)
 
 
 def tokenize_example(
-    tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int, loss_on: str = "response"
-) -> tuple[dict[str, list[int]], bool]:
-    """input_ids and labels (IGNORE_INDEX outside the loss); returns (features, was_truncated)."""
+    tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int, loss_on: str = "response", truncation: str = "left"
+) -> tuple[dict[str, list[int]], int]:
+    """input_ids and labels (IGNORE_INDEX outside the loss); returns (features, tokens before truncation).
+    A longer example is cut to max_length from the `left` (the prompt's start: the response survives)
+    or from the `right` (the end: a long prompt can leave no response token)."""
     if loss_on not in ("response", "all"):
         raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
+    if truncation not in TRUNCATION_SIDES:
+        raise ValueError(f"truncation must be one of {TRUNCATION_SIDES}, got {truncation!r}")
     add_special = not has_chat_template(tokenizer)  # chat templates already carry their special tokens
     prompt_ids = tokenizer(render_prompt(tokenizer, example.prompt_messages), add_special_tokens=add_special)["input_ids"]
     response_ids = tokenizer(render_response(tokenizer, example), add_special_tokens=False)["input_ids"]
     input_ids = prompt_ids + response_ids
     prompt_labels = list(prompt_ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids)
     labels = prompt_labels + list(response_ids)
-    truncated = len(input_ids) > max_length
-    return {"input_ids": input_ids[:max_length], "labels": labels[:max_length]}, truncated
+    kept = slice(max(0, len(input_ids) - max_length), None) if truncation == "left" else slice(0, max_length)
+    return {"input_ids": input_ids[kept], "labels": labels[kept]}, len(input_ids)
 
 
 def tokenize_examples(
-    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, loss_on: str = "response"
+    tokenizer: PreTrainedTokenizerBase, examples: Sequence[Example], max_length: int, loss_on: str = "response",
+    truncation: str = "left",
 ) -> tuple[list[dict[str, list[int]]], TokenizeReport]:
+    """The examples that keep a response token within max_length, and what happened to the others.
+    (Whether a loss is acceptable is the caller's decision: `check_losses`.)"""
     rows, report = [], TokenizeReport()
     for example in examples:
-        features, truncated = tokenize_example(tokenizer, example, max_length, loss_on)
-        report.truncated += truncated
+        features, length = tokenize_example(tokenizer, example, max_length, loss_on, truncation)
+        report.truncated += length > max_length
+        report.longest = max(report.longest, length)
         n_target = sum(label != IGNORE_INDEX for label in features["labels"][1:])
         if n_target == 0:
             report.dropped_no_target += 1
@@ -151,9 +175,17 @@ def tokenize_examples(
         report.examples += 1
         report.tokens += len(features["input_ids"])
         report.target_tokens += n_target
-    if not rows:
-        raise DataError("training data", f"no example has a response token within max_length={max_length}")
     return rows, report
+
+
+def check_losses(reports: Mapping[str, TokenizeReport], max_length: int, max_dropped_share: float) -> None:
+    """Refuse to train when a file loses more than `max_dropped_share` of its examples (none kept at
+    all is always refused), naming the file, the count and the max_length that keeps them."""
+    for path, report in reports.items():
+        if report.dropped_no_target and (report.examples == 0 or report.dropped_no_target > max_dropped_share * report.seen):
+            raise DataError(path, f"{report.dropped_no_target} of {report.seen} examples have no response token within "
+                                  f"training.max_length={max_length} and would be dropped (more than training.max_dropped_share="
+                                  f"{max_dropped_share:g}); training.max_length: {report.longest} keeps every example whole")
 
 
 def collate(rows: Sequence[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:

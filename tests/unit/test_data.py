@@ -83,8 +83,8 @@ def test_chat_template_prompt_and_response_only_loss(tmp_path, tiny_llama):
     (example,) = _load(tmp_path, [GOOD])
     prompt = render_prompt(tokenizer, example.prompt_messages)
     assert prompt == "<|im_start|>user\nAdd\n\n1 2<|im_end|>\n<|im_start|>assistant\n"
-    features, truncated = tokenize_example(tokenizer, example, max_length=256)
-    assert not truncated
+    features, length = tokenize_example(tokenizer, example, max_length=256)
+    assert length == len(features["input_ids"]) <= 256  # nothing cut
     labelled = [t for t, label in zip(features["input_ids"], features["labels"], strict=True) if label != IGNORE_INDEX]
     assert tokenizer.decode(labelled) == "3<|im_end|>\n"
     everything, _ = tokenize_example(tokenizer, example, max_length=256, loss_on="all")
@@ -103,12 +103,34 @@ def test_alpaca_fallback_without_a_chat_template(tmp_path, tiny_llama):
 
 
 def test_truncation_is_counted_and_targetless_examples_dropped(tmp_path, tiny_llama):
+    """Cut from the right (the old way), a long prompt leaves no response token and the example is
+    dropped; cut from the left (the default), the response survives and the prompt loses its start."""
     _, tokenizer = tiny_llama
     long_output = '{"instruction": "Say", "output": "' + "word " * 100 + '"}'
     long_prompt = '{"instruction": "' + "word " * 100 + '", "output": "yes"}'
     examples = _load(tmp_path, [GOOD, long_output, long_prompt])
-    rows, report = tokenize_examples(tokenizer, examples, max_length=40)
+    rows, report = tokenize_examples(tokenizer, examples, max_length=40, truncation="right")
     assert (report.examples, report.truncated, report.dropped_no_target) == (2, 2, 1)
     assert all(len(r["input_ids"]) <= 40 for r in rows)
-    with pytest.raises(io.DataError, match="no example has a response token within max_length=4"):
-        tokenize_examples(tokenizer, examples, max_length=4)
+    whole = [len(tokenize_example(tokenizer, e, 10**6)[0]["input_ids"]) for e in examples]
+    assert report.longest == max(whole) > 40
+    rows, report = tokenize_examples(tokenizer, examples, max_length=40)
+    assert (report.examples, report.truncated, report.dropped_no_target) == (3, 2, 0)
+    kept = rows[2]
+    assert len(kept["input_ids"]) == 40 and tokenizer.decode([t for t, lab in zip(kept["input_ids"], kept["labels"], strict=True)
+                                                              if lab != IGNORE_INDEX]).startswith("yes")
+    rows, report = tokenize_examples(tokenizer, examples, max_length=4, truncation="right")
+    assert rows == [] and report.dropped_no_target == 3
+
+
+def test_a_file_that_loses_examples_stops_the_run_naming_the_length_that_keeps_them():
+    from cofitune.data import TokenizeReport, check_losses
+
+    fine = TokenizeReport(examples=200, dropped_no_target=1, longest=90)  # 0.5%: within the default share
+    lossy = TokenizeReport(examples=271, dropped_no_target=929, longest=212)
+    check_losses({"a.jsonl": fine}, max_length=64, max_dropped_share=0.01)
+    with pytest.raises(io.DataError, match=r"statute\.jsonl.*929 of 1200 examples.*training.max_length: 212 keeps every example"):
+        check_losses({"a.jsonl": fine, "statute.jsonl": lossy}, max_length=192, max_dropped_share=0.01)
+    check_losses({"statute.jsonl": lossy}, max_length=192, max_dropped_share=0.9)  # the user accepted the loss
+    with pytest.raises(io.DataError, match="3 of 3 examples"):  # nothing left is never accepted
+        check_losses({"a.jsonl": TokenizeReport(dropped_no_target=3, longest=30)}, max_length=8, max_dropped_share=1.0)

@@ -8,6 +8,8 @@ rule prepare_data:
     params:
         max_length=config["training"]["max_length"],
         loss_on=config["training"]["loss_on"],
+        truncation=config["training"]["truncation"],
+        max_dropped_share=config["training"]["max_dropped_share"],
         code=code_hash("cofitune.stages.data:prepare_data"),
     log:
         log_file("prepare_data"),

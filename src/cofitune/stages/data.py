@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from cofitune import io
-from cofitune.data import TokenizeReport, tokenize_examples, validate_file
+from cofitune.data import TokenizeReport, check_losses, tokenize_examples, validate_file
 from cofitune.modeling import load_prepared
 from cofitune.tasks import (
     SPECIALITY_PREFIX,
@@ -23,17 +23,29 @@ log = logging.getLogger(__name__)
 
 
 def prepare_data(
-    model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path
+    model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path,
+    truncation: str = "left", max_dropped_share: float = 0.01,
 ) -> TokenizeReport:
-    """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job."""
+    """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job.
+    Every file's losses are counted and logged; a file that loses too much stops the run here."""
     _, tokenizer = load_prepared(model_dir)
-    examples = [ex for path in train_files for ex in validate_file(path)]
-    rows, report = tokenize_examples(tokenizer, examples, max_length, loss_on)
-    log.info("tokenized %d examples: %d truncated to %d tokens, %d dropped without a response token",
-             report.examples, report.truncated, max_length, report.dropped_no_target)
+    rows, reports = [], {}
+    for path in train_files:
+        file_rows, reports[str(path)] = tokenize_examples(tokenizer, validate_file(path), max_length, loss_on, truncation)
+        rows += file_rows
+    for path, report in reports.items():
+        level = logging.WARNING if report.dropped_no_target else logging.INFO
+        log.log(level, "%s: %d examples kept, %d truncated to %d tokens (from the %s), %d dropped without a response token; "
+                "the longest has %d tokens", path, report.examples, report.truncated, max_length, truncation, report.dropped_no_target,
+                report.longest)
+    check_losses(reports, max_length, max_dropped_share)
+    total = TokenizeReport()
+    for report in reports.values():
+        total.add(report)
     io.write_dataset(out_dir, rows)
-    io.write_json(report_file, {**report.__dict__, "max_length": max_length, "loss_on": loss_on, "files": [str(p) for p in train_files]})
-    return report
+    io.write_json(report_file, {**total.__dict__, "max_length": max_length, "loss_on": loss_on, "truncation": truncation,
+                                "files": [str(p) for p in train_files], "per_file": {p: r.__dict__ for p, r in reports.items()}})
+    return total
 
 
 def make_tasks(

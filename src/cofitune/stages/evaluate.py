@@ -80,7 +80,7 @@ def kl_from_base(
     if trained_file is None:
         return 0.0, 0  # the base model itself
     examples = [ex for path in files for ex in validate_file(path)][:n]
-    rows, _ = tokenize_examples(tokenizer, examples, evaluation["kl_max_length"], loss_on="all")
+    rows, _ = tokenize_examples(tokenizer, examples, evaluation["kl_max_length"], loss_on="all", truncation="right")  # plain text: keep its start
     size = evaluation["batch_size"]
     batches = [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
     base, _ = load_candidate_model(model_dir, None)

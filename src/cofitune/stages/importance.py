@@ -42,7 +42,7 @@ def estimate_importance(
         model, tokenizer = load_prepared(model_dir)
         model.to(accelerator.device)
     examples = [ex for path in files for ex in validate_file(path)][: settings["max_examples"]]
-    rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all")
+    rows, _ = tokenize_examples(tokenizer, examples, settings["max_length"], loss_on="all", truncation="right")  # plain text: keep its start
     size = settings["batch_size"]
     batches = [{**collate(rows[i : i + size], tokenizer.pad_token_id), "seed": seed * 1_000_003 + i} for i in range(0, len(rows), size)]
     estimator = ImportanceSettings(**{k: settings[k] for k in ("dropout", "temperature", "accumulate", "batch_size")})
