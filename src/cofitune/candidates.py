@@ -49,8 +49,10 @@ def region_id(layer_range: LayerRange | None, module_set: str, softmask: bool = 
     level appends '-<control>' to the soft-masked id: '0-0.5_mha+ffn_softmask-uniform'."""
     layer_range = tuple(layer_range or (0.0, 1.0))
     if control is not None:
-        if control not in CONTROLS or not softmask:
-            raise ValueError(f"a soft-mask control is one of {CONTROLS} of a soft-masked region, not {control!r}")
+        if control not in CONTROLS:
+            raise ValueError(f"unknown softmask_control {control!r}; known: {', '.join(CONTROLS)}")
+        if not softmask:
+            raise ValueError(f"softmask_control {control!r} is a control of the soft-mask: it needs softmask: true")
         return f"{region_id(layer_range, module_set, True)}{CONTROL_SEPARATOR}{control}"
     if layer_range == (0.0, 1.0) and module_set == "all":
         return FULL_SFT_IDS[softmask]

@@ -153,6 +153,6 @@ def test_controls_of_the_fine_level_have_ids_that_parse_back():
     assert parse_region_control("0.25-0.5_ffn_softmask-uniform") == ((0.25, 0.5), "ffn", True, "uniform")
     with pytest.raises(KeyError, match="control"):
         parse_region_id("0.25-0.5_ffn_softmask-uniform")  # not a search node
-    with pytest.raises(ValueError, match="soft-masked region"):
+    with pytest.raises(ValueError, match="needs softmask: true"):
         candidate_from_spec({"layers": "q2", "modules": "ffn", "softmask_control": "uniform"})  # a control needs the mask
     assert Method.MASK_CONTROL.recipe.display("0.25-0.5_ffn_softmask-uniform_seed1235") == "uniform mask (control)"
