@@ -1,15 +1,16 @@
 """How much the fine level moves the update, on a finished run's chosen region: the soft-mask applied
 to the optimizer's step (`softmask.apply: update`) against applied to the gradient (the reference).
 
-Reads the run's results folder: the base model, the CoFiTune model's trained tensors (trained with
-the run's `softmask.apply`) and its region unmasked (same seed), and trains the same region once
-more with the other mode through the training stage (same data, seed and settings). Per masked
+Reads a run's results folder (the base model, the tokenized data, the combined importance) and takes
+the region's trainings the run made (its region unmasked, and soft-masked with the run's
+`softmask.apply`); what the run did not make it trains here through the training stage with the
+run's data, seed and settings: so both modes and the unmasked region share everything else. Per masked
 tensor it reports |masked - unmasked| / |unmasked - base| (Frobenius norms: how far the mask moved
 the weights, relative to the update), and per output unit (row) the ratio of the masked update's
 norm to the unmasked one's, correlated with the unit's factor 1 - I (Pearson and Spearman over all
 rows of the masked tensors). Results: bench/results/fine_level_effect.{parquet,md}.
 
-    python bench/fine_level_effect.py --results results --config config.yaml
+    python bench/fine_level_effect.py --results results --config config.yaml [--candidate 0.5-0.75_mha+ffn_softmask]
 """
 
 from __future__ import annotations
@@ -69,36 +70,46 @@ def effect(base: dict, unmasked: dict, masked: dict, factors: dict, transposed: 
     }
 
 
+def trained_weights(results: Path, candidate_id: str, apply: str | None, config: dict, seed: int, scratch: Path) -> dict:
+    """The run's own trained tensors of `candidate_id` when it made them (with `apply`, for a masked
+    one), else trained here through the training stage with the run's data, importance and settings."""
+    own = results / "train" / candidate_id
+    if (own / TRAIN_METRICS_FILE).is_file() and TrainRecord.read(own / TRAIN_METRICS_FILE).softmask_apply == (apply or ""):
+        return io.load_tensors(own / TRAINED_FILE)
+    out = scratch / f"{candidate_id}_{apply}"
+    train_candidate(results / "model" / "base", results / "data" / "train", {**spec_from_id(candidate_id), "id": candidate_id},
+                    config["training"], seed, out, config.get("module_sets") or {},
+                    results / "importance" / "combined.safetensors" if apply else None, config.get("softmask", {}).get("parts", "auto"),
+                    softmask_apply=apply or "update")
+    return io.load_tensors(out / TRAINED_FILE)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--config", type=Path, default=Path("config.yaml"), help="the run's config (its training and softmask sections)")
+    parser.add_argument("--candidate", help="a soft-masked region id (default: the run's CoFiTune model)")
     args = parser.parse_args()
     config = io.read_yaml(args.config)
-    results, masked_id = args.results, final_id(args.results)
+    results = args.results
+    masked_id = args.candidate or final_id(results)
     unmasked_id = unmasked_region(masked_id)
-    record = TrainRecord.read(results / "train" / masked_id / TRAIN_METRICS_FILE)
-    run_mode = record.softmask_apply
-    other = next(m for m in APPLY_MODES if m != run_mode)
+    seed = int(config.get("seed", 1234))
     model, _ = load_prepared(results / "model" / "base")
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
-    trained = {run_mode: io.load_tensors(results / "train" / masked_id / TRAINED_FILE)}
     with tempfile.TemporaryDirectory() as scratch:
-        train_candidate(results / "model" / "base", results / "data" / "train", {**spec_from_id(masked_id), "id": masked_id},
-                        config["training"], record.seed, scratch, config.get("module_sets") or {}, results / "importance" / "combined.safetensors",
-                        config.get("softmask", {}).get("parts", "auto"), softmask_apply=other)
-        trained[other] = io.load_tensors(Path(scratch) / TRAINED_FILE)
-    unmasked = io.load_tensors(results / "train" / unmasked_id / TRAINED_FILE)
+        unmasked = trained_weights(results, unmasked_id, None, config, seed, Path(scratch))
+        trained = {mode: trained_weights(results, masked_id, mode, config, seed, Path(scratch)) for mode in APPLY_MODES}
     names = sorted(unmasked)
     candidate = candidate_from_spec(spec_from_id(masked_id))
     parts = resolve_parts(config.get("softmask", {}).get("parts", "auto"), model, candidate.trainable_names(model, config.get("module_sets")))
     factors = row_scales(model, load_importance(results / "importance" / "combined.safetensors"), names, parts)
     transposed = regions.family_of(model).transposed
-    rows = [{"mode": mode, "candidate": masked_id, "reference": unmasked_id, "seed": record.seed,
+    rows = [{"mode": mode, "candidate": masked_id, "reference": unmasked_id, "seed": seed,
              **effect(base, unmasked, trained[mode], factors, transposed)} for mode in APPLY_MODES]
     host = f"{platform.node()} {platform.machine()}"
     lines = [
-        f"# The fine level's effect on the update: {masked_id} vs {unmasked_id} (seed {record.seed}, {results})",
+        f"# The fine level's effect on the update: {masked_id} vs {unmasked_id} (seed {seed}, the data and importance of {results})",
         "",
         "| softmask.apply | median over masked tensors of \\|masked - unmasked\\| / \\|unmasked - base\\| | mean row update ratio "
         "(masked / unmasked) | mean factor 1 - I | Pearson (row ratio, factor) | Spearman |",
@@ -106,8 +117,8 @@ def main() -> None:
         *(f"| {r['mode']} | {r['median_rel_change']:.3f} ({r['tensors']} tensors) | {r['mean_row_ratio']:.3f} | {r['mean_factor']:.3f} | "
           f"{r['pearson_row_ratio_factor']:.3f} | {r['spearman_row_ratio_factor']:.3f} |" for r in rows),
         "",
-        f"The run trained {masked_id} with `{run_mode}`; this script trained it again with `{other}`. host: {host}; versions: "
-        f"{json.dumps(package_versions(), sort_keys=True)}",
+        f"Each row's update ratio is |masked row - base row| / |unmasked row - base row| over {rows[0]['rows']} rows. host: {host}; "
+        f"versions: {json.dumps(package_versions(), sort_keys=True)}",
     ]
     for r in rows:
         r["host"] = host

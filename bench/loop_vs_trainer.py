@@ -9,6 +9,11 @@ all tokens), an all-ones attention mask. A step is timed from one step's end to 
 the first `--warmup` steps of every child are dropped. The Trainer keeps its default optimizer
 (`TrainingArguments.optim`, recorded in the results) with our AdamW settings.
 
+On a shared machine another process's load slows a step several-fold (two processes' OpenMP threads
+on the same cores), so every step records the share of the CPUs other processes used during it
+(from /proc/stat, Linux); steps above `--max-other-load` are left out of the medians and counted,
+and before each child the parent waits (up to `--wait-quiet` seconds) for the machine to be idle.
+
 Results: bench/results/loop_vs_trainer_<model>.{parquet,md}, with host and versions.
 ratio = Trainer median / loop median (> 1: our loop is faster).
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -41,32 +47,63 @@ ARMS = ("loop", "trainer")
 LEARNING_RATE = 1e-5
 
 
+def cpu_clock() -> tuple[float, float | None, float]:
+    """(wall seconds, CPU seconds every process on the machine used, CPU seconds this process used);
+    the middle one is None where /proc/stat cannot be read."""
+    wall, own = time.perf_counter(), time.process_time()
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:8]]
+    except OSError:
+        return wall, None, own
+    return wall, (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK"), own  # minus idle and iowait
+
+
+def other_load(before: tuple, after: tuple) -> float:
+    """Share of all CPUs that other processes used between two `cpu_clock` readings (nan if unknown)."""
+    if before[1] is None or after[1] is None:
+        return float("nan")
+    other = (after[1] - before[1]) - (after[2] - before[2])
+    return max(0.0, other) / ((after[0] - before[0]) * (os.cpu_count() or 1))
+
+
+def wait_quiet(max_seconds: float, threshold: float, window: float = 5.0) -> float:
+    """Wait until two consecutive windows see other processes below `threshold` of the CPUs; the seconds waited."""
+    start, quiet = time.perf_counter(), 0
+    while quiet < 2 and time.perf_counter() - start < max_seconds:
+        before = cpu_clock()
+        time.sleep(window)
+        load = other_load(before, cpu_clock())
+        quiet = quiet + 1 if not load > threshold else 0  # nan (no /proc/stat): nothing to wait for
+    return time.perf_counter() - start
+
+
 def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(0, vocab, (n, seq), generator=generator).tolist()
     return [{"input_ids": row, "attention_mask": [1] * seq, "labels": row} for row in ids]
 
 
-def run_loop(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[float], float]:
+def run_loop(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[tuple], float]:
     from accelerate import Accelerator
 
     from cofitune.train import TrainSettings, train
 
     settings = TrainSettings(learning_rate=LEARNING_RATE, max_steps=n_steps, micro_batch_size=batch, log_every_steps=10**9)
-    stamps: list[float] = []
+    stamps: list[tuple] = []
     result = train(model, rows, settings, Accelerator(cpu=True), pad_id=tokenizer.pad_token_id,
-                   on_step=lambda s, r: stamps.append(time.perf_counter()))
+                   on_step=lambda s, r: stamps.append(cpu_clock()))
     return stamps, statistics.fmean(r["loss"] for r in result.history)
 
 
-def run_trainer(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[float], float, str]:
+def run_trainer(model, tokenizer, rows, n_steps: int, batch: int) -> tuple[list[tuple], float, str]:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    stamps: list[float] = []
+    stamps: list[tuple] = []
 
     class StepClock(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
-            stamps.append(time.perf_counter())
+            stamps.append(cpu_clock())
 
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
@@ -94,8 +131,9 @@ def measure(model_key: str, candidate_id: str, arm: str, steps: int, warmup: int
         raise RuntimeError(f"{arm} ran {len(stamps)} steps, not {warmup + steps}")
     if warmup == 0:
         raise ValueError("--warmup must be >= 1: a step is timed from the previous step's end")
-    per_step = [b - a for a, b in zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True)]
-    return {"candidate": candidate_id, "arm": arm, "step_seconds": per_step, "mean_loss": loss, "optimizer": optim,
+    pairs = list(zip(stamps[warmup - 1 : -1], stamps[warmup:], strict=True))
+    return {"candidate": candidate_id, "arm": arm, "step_seconds": [b[0] - a[0] for a, b in pairs],
+            "other_load": [other_load(a, b) for a, b in pairs], "mean_loss": loss, "optimizer": optim,
             "trainable_fraction": regions.count_parameters(model, names) / regions.count_parameters(model)}
 
 
@@ -108,6 +146,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq", type=int, default=128)
     parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--max-other-load", type=float, default=0.05,
+                        help="leave out steps during which other processes used more than this share of the CPUs")
+    parser.add_argument("--wait-quiet", type=float, default=300, help="seconds to wait at most for an idle machine before each child")
     parser.add_argument("--child", nargs=2, metavar=("CANDIDATE", "ARM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -119,23 +160,33 @@ def main() -> None:
     for candidate_id in args.configs:
         for round_ in range(args.rounds):
             for arm in ARMS:
+                wait_quiet(args.wait_quiet, args.max_other_load)
                 child = subprocess.run([sys.executable, __file__, *sys.argv[1:], "--child", candidate_id, arm], capture_output=True, text=True)
                 if child.returncode:
                     sys.exit(f"{candidate_id} {arm} round {round_ + 1} failed:\n{child.stderr[-4000:]}")
                 out = json.loads(child.stdout.strip().splitlines()[-1])
                 results.setdefault((candidate_id, arm), []).append(out)
-                print(f"{candidate_id} {arm} round {round_ + 1}: " + " ".join(f"{s:.3f}" for s in out["step_seconds"]), file=sys.stderr)
+                print(f"{candidate_id} {arm} round {round_ + 1}: "
+                      + " ".join(f"{s:.3f}" + ("*" if load > args.max_other_load else "") for s, load in zip(out["step_seconds"], out["other_load"], strict=True))
+                      + " (*: left out, other processes' load)", file=sys.stderr)
 
     host = f"{platform.node()} {platform.processor() or platform.machine()}"
     versions = json.dumps(package_versions(), sort_keys=True)
     rows = []
+    def clean(run: dict) -> list[float]:
+        return [s for s, load in zip(run["step_seconds"], run["other_load"], strict=True) if not load > args.max_other_load]
+
     for (candidate_id, arm), runs in results.items():
-        steps = [s for run in runs for s in run["step_seconds"]]
+        steps = [s for run in runs for s in clean(run)]
+        if not steps:
+            sys.exit(f"{candidate_id} {arm}: every step ran while other processes loaded the machine; rerun when it is idle")
         rows.append({
             "model": args.model, "candidate": candidate_id, "arm": arm, "optimizer": runs[0]["optimizer"],
             "trainable_fraction": runs[0]["trainable_fraction"], "step_seconds_median": statistics.median(steps),
             "step_seconds_mean": statistics.fmean(steps), "step_seconds": steps,
-            "round_medians": [statistics.median(run["step_seconds"]) for run in runs], "steps": len(steps),
+            "round_medians": [statistics.median(clean(run)) if clean(run) else float("nan") for run in runs], "steps": len(steps),
+            "steps_left_out": sum(len(run["step_seconds"]) for run in runs) - len(steps),
+            "other_load_all_steps": [load for run in runs for load in run["other_load"]], "max_other_load": args.max_other_load,
             "rounds": args.rounds, "mean_loss": statistics.fmean(run["mean_loss"] for run in runs), "batch": args.batch,
             "seq": args.seq, "precision": "fp32", "device": "cpu", "threads": torch.get_num_threads(), "host": host,
             "versions": versions,
@@ -145,17 +196,19 @@ def main() -> None:
         f"# Our loop vs transformers' Trainer: optimizer-step time ({args.model} model, batch {args.batch} x {args.seq} tokens, "
         f"loss on all tokens, fp32, cpu, {rows[0]['threads']} threads; {args.rounds} interleaved rounds x {args.steps} steps per arm)",
         "",
-        "| candidate | trainable | loop median s | Trainer median s | Trainer/loop | loop round medians | Trainer round medians |",
-        "|---|---|---|---|---|---|---|",
+        "| candidate | trainable | loop median s | Trainer median s | Trainer/loop | loop round medians | Trainer round medians | steps kept (loop, Trainer) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for candidate_id in args.configs:
         loop, trainer = by[(candidate_id, "loop")], by[(candidate_id, "trainer")]
         lines.append(
             f"| {candidate_id} | {loop['trainable_fraction']:.1%} | {loop['step_seconds_median']:.3f} | "
             f"{trainer['step_seconds_median']:.3f} | {trainer['step_seconds_median'] / loop['step_seconds_median']:.2f}x | "
-            f"{' '.join(f'{s:.2f}' for s in loop['round_medians'])} | {' '.join(f'{s:.2f}' for s in trainer['round_medians'])} |"
+            f"{' '.join(f'{s:.2f}' for s in loop['round_medians'])} | {' '.join(f'{s:.2f}' for s in trainer['round_medians'])} | "
+            f"{loop['steps']}, {trainer['steps']} |"
         )
-    lines += ["", "Trainer/loop > 1: our loop is faster. Trainer optimizer: "
+    lines += ["", "Trainer/loop > 1: our loop is faster. Steps during which other processes used more than "
+              f"{args.max_other_load:.0%} of the CPUs are left out. Trainer optimizer: "
               f"`{by[(args.configs[0], 'trainer')]['optimizer']}`; mean loss loop / Trainer: "
               + ", ".join(f"{c} {by[(c, 'loop')]['mean_loss']:.3f} / {by[(c, 'trainer')]['mean_loss']:.3f}" for c in args.configs),
               "", f"host: {host}; versions: {versions}"]
