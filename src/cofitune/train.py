@@ -4,8 +4,8 @@ Launcher-agnostic: it takes an `accelerate.Accelerator` that the entry point bui
 loop runs in one CPU process, on one GPU, under DDP, or on a model the caller sharded with FSDP2
 (`cofitune.sharding`; then gradients are reduce-scattered, clipping uses the norm over every
 shard, and checkpoints hold the gathered tensors). Per optimizer step it:
-  1. runs the step's micro-batches (gradient accumulation, no DDP sync until the last one),
-     with the loss summed over target tokens and divided by the step's *global* target-token
+  1. runs the step's micro-batches (gradient accumulation, no DDP sync until the last one; rows
+     grouped by length where that saves padding), with the loss summed over target tokens and divided by the step's *global* target-token
      count, so k micro-batches give exactly the update of one batch k times as large;
   2. calls `grad_transform` once (gradient terms such as L2, or the soft-mask in its reference
      `gradient` mode), then clips and steps; per-unit `step_scales` (the soft-mask in `update`
@@ -58,6 +58,9 @@ class TrainSettings:
     update_fraction: float | None = None  # MoFO's share of each tensor one step changes; None: AdamW
     save_every_steps: int = 50
     log_every_steps: int = 10
+    # A step's rows are sorted by length and split into more micro-batches where a split saves at
+    # least this many padded tokens (None: micro-batches of micro_batch_size rows in data order).
+    length_split_tokens: int | None = 256
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any], seed: int) -> TrainSettings:
@@ -121,6 +124,31 @@ def step_example_indices(step: int, n_examples: int, global_batch: int, seed: in
     return order[position * global_batch : (position + 1) * global_batch].tolist()
 
 
+def micro_batches(lengths: Sequence[int], max_rows: int, split_tokens: int | None) -> list[list[int]]:
+    """The step's rows (indices into `lengths`) as micro-batches of at most `max_rows` rows.
+
+    Padding to the longest row of a micro-batch is wasted compute: mixed 80- and 200-token rows waste
+    a third of it. Rows sorted by length are cut where the padded tokens saved pay for the extra
+    micro-batch (`split_tokens` each): an exact minimum by dynamic programming. The update is the
+    same whatever the cut, because the loss is summed over targets and divided by the step's total.
+    """
+    if split_tokens is None:
+        return [list(range(i, min(i + max_rows, len(lengths)))) for i in range(0, len(lengths), max_rows)]
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    best = [0.0] + [math.inf] * len(order)  # best[j]: cheapest cut of the j shortest rows
+    cut_at = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(max(0, j - max_rows), j):  # the last micro-batch holds rows i .. j-1
+            cost = best[i] + (j - i) * lengths[order[j - 1]] + split_tokens
+            if cost < best[j]:
+                best[j], cut_at[j] = cost, i
+    chunks, j = [], len(order)
+    while j:
+        chunks.append(order[cut_at[j] : j])
+        j = cut_at[j]
+    return chunks[::-1]
+
+
 def count_targets(rows: Sequence[dict[str, list[int]]]) -> int:
     return sum(sum(label != IGNORE_INDEX for label in r["labels"][1:]) for r in rows)
 
@@ -147,7 +175,18 @@ def build_optimizer(
 
         return ScaledAdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps,
                            fraction=settings.update_fraction or 1.0, step_scales=step_scales)
-    return torch.optim.AdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps)
+    return torch.optim.AdamW(groups, lr=settings.learning_rate, betas=settings.adam_betas, eps=settings.adam_eps,
+                             fused=fused_adamw_applies([p for _, p in params]))
+
+
+def fused_adamw_applies(params: Sequence[torch.Tensor]) -> bool:
+    """torch's fused AdamW (one kernel over all tensors: a quarter of the per-tensor loop's time on
+    CPU) takes plain CPU or CUDA tensors of one floating type; sharded (DTensor) ones keep the loop."""
+    from torch.distributed.tensor import DTensor
+
+    kinds = {(p.device.type, p.dtype) for p in params}
+    supported = {("cpu", torch.float32), ("cpu", torch.bfloat16), ("cuda", torch.float32), ("cuda", torch.bfloat16), ("cuda", torch.float16)}
+    return len(kinds) == 1 and kinds <= supported and not any(isinstance(p, DTensor) for p in params)
 
 
 def learning_rate_at(step: int, n_steps: int, settings: TrainSettings) -> float:
@@ -318,8 +357,8 @@ def _accumulate(
     sharded: bool = False,
 ) -> float:
     """Forward/backward over the micro-batches of one step; gradients sync only on the last."""
-    micro = settings.micro_batch_size
-    chunks = [local[i : i + micro] for i in range(0, len(local), micro)]
+    lengths = [len(row["input_ids"]) for row in local]
+    chunks = [[local[i] for i in chunk] for chunk in micro_batches(lengths, settings.micro_batch_size, settings.length_split_tokens)]
     total = 0.0
     for i, chunk in enumerate(chunks):
         batch = {k: v.to(accelerator.device) for k, v in collate(chunk, pad_id).items()}

@@ -19,6 +19,7 @@ from cofitune.train import (
     build_optimizer,
     collate,
     learning_rate_at,
+    micro_batches,
     step_example_indices,
     token_loss_sum,
     train,
@@ -87,6 +88,35 @@ def _update_mask(model) -> dict:
     generator = torch.Generator().manual_seed(5)
     imp = {t: torch.rand(torch.stack(g).shape, generator=generator) for t, g in importance.make_gates(model).items()}
     return masking.SoftMask(model, masking.row_scales(model, imp, names, masking.PARTS), "update").step_scales()
+
+
+def test_micro_batches_are_cut_by_length_where_the_padding_saved_pays():
+    mixed = [80, 205, 81, 200, 79, 210, 90, 199]
+    chunks = micro_batches(mixed, 8, 256)
+    assert sorted(i for c in chunks for i in c) == list(range(8))  # every row once
+    assert [sorted(mixed[i] for i in c) for c in chunks] == [[79, 80, 81, 90], [199, 200, 205, 210]]
+    assert micro_batches(mixed, 8, 10_000) == [sorted(range(8), key=mixed.__getitem__)]  # a split must save more
+    assert micro_batches([100] * 8, 8, 1) == [list(range(8))]  # nothing to save
+    assert all(len(c) <= 3 for c in micro_batches(mixed, 3, 256))  # never more rows than micro_batch_size
+    assert micro_batches(mixed, 3, None) == [[0, 1, 2], [3, 4, 5], [6, 7]]  # off: data order
+
+
+def test_length_split_micro_batches_give_the_update_of_one_batch(tiny_llama, tiny_rows):
+    lengths = {len(r["input_ids"]) for r in tiny_rows}
+    assert len(lengths) > 2, "the fixture must mix lengths for this test to split"
+    whole = TrainSettings(learning_rate=1e-3, max_steps=2, micro_batch_size=8, length_split_tokens=None)
+    split = dataclasses.replace(whole, length_split_tokens=1)
+    assert len(micro_batches([len(r["input_ids"]) for r in tiny_rows[:8]], 8, 1)) > 1
+    a, b = _prepare(tiny_llama[0]), _prepare(tiny_llama[0])
+    train(a, tiny_rows, whole, Accelerator(cpu=True), pad_id=0)
+    train(b, tiny_rows, split, Accelerator(cpu=True), pad_id=0)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_plain_adamw_is_torchs_fused_kernel_on_cpu(tiny_llama):
+    optimizer = build_optimizer(_prepare(tiny_llama[0]), SETTINGS)
+    assert type(optimizer) is torch.optim.AdamW and optimizer.defaults["fused"]
 
 
 @pytest.mark.parametrize(("update_fraction", "masked"), [(None, False), (0.15, False), (None, True), (0.15, True)],
