@@ -106,6 +106,10 @@ def replicate_seeds(replicates: Mapping[str, Any], seed: int) -> list[int]:
     return list(dict.fromkeys(listed))
 
 
+# The groups `replicates.models` may name besides candidate and search-node ids.
+REPLICATE_GROUPS = ("final", "final_unmasked", "final_controls", "baselines", "search")
+
+
 def with_replicates(ids: Sequence[str], groups: Mapping[str, Sequence[str]], replicates: Mapping[str, Any], seed: int,
                     trains: Callable[[str], bool]) -> list[str]:
     """`ids`, each replicated model followed by the ids of its other seeds. `replicates.models` names

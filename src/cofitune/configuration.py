@@ -8,15 +8,20 @@ its defects, each with file and line), the model's location, and every task name
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from cofitune.candidates import candidates_from_config
-from cofitune.io import DataError
+from cofitune.candidates import REPLICATE_GROUPS, candidate_from_spec, candidates_from_config, parse_region_control
+from cofitune.io import DataError, yaml_syntax_problem
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
 from cofitune.regions import resolve_roles
 from cofitune.tasks import SPECIALITY_PREFIX
+
+# The largest seed numpy's and lm-eval's generators accept (2**32 - 1); the schema holds the same bound.
+MAX_SEED = 2**32 - 1
 
 
 class ConfigError(ValueError):
@@ -48,12 +53,97 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
             resolve_roles(name, config["module_sets"])
         except ValueError as err:
             errors.append(f"module_sets.{name}: {err}")
+    baseline_ids = baseline_id_errors(config)
+    errors += baseline_ids
     try:
         for candidate in candidates_from_config(static_specs(config)):
             candidate.recipe.check(candidate, config.get("module_sets"))
     except ValueError as err:
-        errors.append(f"candidates: {err}")
-    return errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config) + mofo_errors(config)
+        errors += [] if baseline_ids else [f"candidates: {err}"]
+    return (errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config) + mofo_errors(config)
+            + limit_errors(config) + seed_errors(config) + replicate_model_errors(config) + device_errors(config)
+            + task_prefix_errors(config))
+
+
+def baseline_id_errors(config: Mapping[str, Any]) -> list[str]:
+    """Two baselines with one id (a repeated Wise-FT alpha, full-SFT rates equal once written in an id):
+    named by the baseline key, since baselines take no `id` of their own."""
+    errors, seen = [], {}
+    for spec in baseline_specs(config.get("baselines", {})):
+        candidate_id = candidate_from_spec(spec).id
+        method = spec.get("method", "full_sft")
+        key = "baselines.wise_ft.alphas" if method == "wise_ft" else f"baselines.{method}"
+        if candidate_id in seen:
+            errors.append(f"{key}: two entries make the same model {candidate_id!r}; list each value once "
+                          "(learning rates must differ in their first 6 significant digits)")
+        seen[candidate_id] = key
+    return errors
+
+
+def limit_errors(config: Mapping[str, Any]) -> list[str]:
+    limit = config.get("evaluation", {}).get("limit")
+    if limit is None or (isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1):
+        return []
+    return [f"evaluation.limit: {limit!r} is neither a number of items per task (an integer >= 1) nor a fraction of "
+            "them in (0, 1]; null scores every item"]
+
+
+def seed_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every training seed must be one numpy and lm-eval accept; listed replicate seeds are extra ones."""
+    seed, seeds = config.get("seed", 1234), config.get("replicates", {}).get("seeds", 1)
+    errors = []
+    if isinstance(seeds, list) and seed in seeds:
+        errors.append(f"replicates.seeds: {seed} is the run's seed (`seed`), with which every model trains already; "
+                      "list only the extra seeds")
+    if isinstance(seed, int) and isinstance(seeds, int) and seed + seeds - 1 > MAX_SEED:
+        errors.append(f"replicates.seeds: seeds {seed} .. {seed + seeds - 1} pass {MAX_SEED}, the largest seed numpy accepts; "
+                      "lower `seed`")
+    return errors
+
+
+def replicate_model_errors(config: Mapping[str, Any]) -> list[str]:
+    """Every name in replicates.models is a group, a configured candidate or a search node's id."""
+    try:
+        ids = [c.id for c in candidates_from_config(static_specs(config))]
+    except ValueError:
+        return []  # reported as a candidates error
+    known = [*REPLICATE_GROUPS, *ids]
+    errors = []
+    for i, name in enumerate(config.get("replicates", {}).get("models", [])):
+        if name in known or _is_region_id(name):
+            continue
+        close = get_close_matches(name, known, n=1)
+        errors.append(f"replicates.models[{i}]: {name!r} is none of the groups {list(REPLICATE_GROUPS)}, no candidate or "
+                      "baseline id and no search node's id" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return errors
+
+
+def _is_region_id(name: str) -> bool:
+    try:
+        parse_region_control(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def device_errors(config: Mapping[str, Any]) -> list[str]:
+    import torch
+
+    device = config.get("evaluation", {}).get("device", "auto")
+    try:
+        if device != "auto":
+            torch.device(device)
+    except (RuntimeError, ValueError):
+        return [f"evaluation.device: {device!r} is not a device torch knows (auto, cpu, cuda, cuda:0, mps, ...)"]
+    return []
+
+
+def task_prefix_errors(config: Mapping[str, Any]) -> list[str]:
+    """The speciality tasks are spe_<name>; a versatility task of that form would replace or shadow one."""
+    versatility = config.get("versatility", {})
+    names = {*versatility.get("local_tasks", {}), *(t for tasks in versatility.get("groups", {}).values() for t in tasks)}
+    return [f"versatility: task {name!r} starts with {SPECIALITY_PREFIX!r}, the prefix of the speciality tasks (speciality.tasks "
+            f"makes {SPECIALITY_PREFIX}<name>); rename it" for name in sorted(names) if name.startswith(SPECIALITY_PREFIX)]
 
 
 def mofo_errors(config: Mapping[str, Any]) -> list[str]:
@@ -98,15 +188,43 @@ def static_specs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [*baseline_specs(config.get("baselines", {})), *config.get("candidates", [])]
 
 
+def number_errors(config: Any, where: str = "") -> list[str]:
+    """NaN and infinities (YAML's .nan, .inf) pass a schema's type and some of its bounds; no key can use them."""
+    if isinstance(config, float) and not math.isfinite(config):
+        return [f"{where or '(top level)'}: {config} is not a finite number"]
+    if isinstance(config, Mapping):
+        return [e for key, value in config.items() for e in number_errors(value, f"{where}.{key}" if where else str(key))]
+    if isinstance(config, list):
+        return [e for i, value in enumerate(config) for e in number_errors(value, f"{where}[{i}]")]
+    return []
+
+
+def check_config_files(paths: list[str | Path]) -> None:
+    """Every config file parses, with no key repeated in a mapping (Snakemake's loader keeps the last
+    of two equal keys silently: the first block would be dropped unseen)."""
+    from cofitune.io import read_yaml
+
+    errors = []
+    for path in paths:
+        try:
+            read_yaml(path)
+        except DataError as err:
+            errors.append(str(err))
+    if errors:
+        raise ConfigError("invalid config file:\n  " + "\n  ".join(errors))
+
+
 def check_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
-    errors = schema_errors(config, schema) or semantic_errors(config)
+    errors = number_errors(config) or schema_errors(config, schema) or semantic_errors(config)
     if errors:
         raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
 
 
-def check_inputs(config: Mapping[str, Any]) -> list[str]:
-    """Raise one ConfigError listing every input problem; return the warnings."""
+def check_inputs(config: Mapping[str, Any], project: str | Path | None = None) -> list[str]:
+    """Raise one ConfigError listing every input problem; return the warnings. `project`: the
+    workflow's own folder, which results_dir must keep out of."""
     errors, warnings = input_errors(config)
+    errors = results_dir_errors(config.get("results_dir", "results"), Path.cwd(), project) + errors
     if errors:
         raise ConfigError("the config's inputs have problems (nothing was run):\n  " + "\n  ".join(e.replace("\n", "\n  ") for e in errors))
     return warnings
@@ -131,11 +249,12 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         if checked[(validate, path)]:
             errors.append(f"{key}: {checked[(validate, path)]}")
 
-    for i, path in enumerate(config["speciality"]["train"]):
-        check(f"speciality.train[{i}]", validate_file, path)
-    for name, files in config.get("importance", {}).get("sources", {}).items():
+    file_lists = {"speciality.train": config["speciality"]["train"],
+                  **{f"importance.sources.{name}": files for name, files in config.get("importance", {}).get("sources", {}).items()}}
+    for key, files in file_lists.items():
+        errors += repeated_file_errors(key, files)
         for i, path in enumerate(files):
-            check(f"importance.sources.{name}[{i}]", validate_file, path)
+            check(f"{key}[{i}]", validate_file, path)
     for name, spec in config["speciality"]["tasks"].items():
         check(f"speciality.tasks.{name}.test", validate_speciality_file, spec["test"])
     for name, path in config["versatility"].get("local_tasks", {}).items():
@@ -145,6 +264,37 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     errors += path_errors(config)
     errors += task_name_errors(config)
     return errors, [w for w in [source.offline_warning()] if w]
+
+
+# The project's folders that hold its sources and data: results_dir may not be, or lie inside, one.
+PROJECT_FOLDERS = ("src", "workflow", "tests", "data", "envs", "bench", ".git", ".snakemake")
+
+
+def results_dir_errors(results_dir: str, workdir: Path, project: str | Path | None) -> list[str]:
+    """results_dir is a folder of its own: not the working folder, the project, or one of its source folders."""
+    target = Path(results_dir).resolve()
+    where = {workdir.resolve(): "the working folder"}
+    if project is not None:
+        where[Path(project).resolve()] = "the project's own folder"
+        where.update({(Path(project) / name).resolve(): f"the project's {name}/ folder" for name in PROJECT_FOLDERS})
+    for folder, what in where.items():
+        inside = folder.name in PROJECT_FOLDERS and target.is_relative_to(folder)
+        if target == folder or inside:
+            return [f"results_dir: {results_dir!r} is {'inside ' if target != folder else ''}{what} ({folder}); every output "
+                    "would be written among its files: name a folder of its own, e.g. results"]
+    return []
+
+
+def repeated_file_errors(key: str, files: list[str]) -> list[str]:
+    """A file listed twice would train twice as often, unseen: name both entries."""
+    first: dict[Path, int] = {}
+    errors = []
+    for i, path in enumerate(files):
+        resolved = Path(path).resolve()
+        if resolved in first:
+            errors.append(f"{key}[{i}]: {path!r} is already {key}[{first[resolved]}]; list each file once")
+        first.setdefault(resolved, i)
+    return errors
 
 
 SHIPPED_ACCELERATE_CONFIGS = ("cpu", "gpu", "multi_gpu")
@@ -159,6 +309,10 @@ def path_errors(config: Mapping[str, Any]) -> list[str]:
     for i, folder in enumerate(config["versatility"].get("include_path", [])):
         if not Path(folder).is_dir():
             errors.append(f"versatility.include_path[{i}]: folder {folder!r} not found")
+            continue
+        # lm-eval skips a task file it cannot parse with a log line, and the task is then "unknown"
+        task_files = sorted(p for pattern in ("*.yaml", "*.yml") for p in Path(folder).rglob(pattern))
+        errors += [f"versatility.include_path[{i}]: {problem}" for p in task_files if (problem := yaml_syntax_problem(p))]
     return errors
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from cofitune.io import DataError
 
 IGNORE_INDEX = -100
 ROLES = ("system", "user", "assistant")
+ALPACA_KEYS = ("instruction", "input", "output")
+# Keys that datasets carry beside the example and that training never reads (Alpaca's rendered `text`).
+METADATA_KEYS = ("id", "text", "source", "category", "metadata")
 
 ALPACA_PROMPT = (
     "Below is an instruction that describes a task{with_input}. "
@@ -37,6 +41,7 @@ def validate_record(record: Any, path: str | Path, line: int) -> Example:
     if not isinstance(record, dict):
         raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line)
     source = f"{path}:{line}"
+    _check_keys(record, path, line)
     if "messages" in record:
         return _validate_chat(record["messages"], path, line, source)
     for key in ("instruction", "output"):
@@ -51,6 +56,20 @@ def validate_record(record: Any, path: str | Path, line: int) -> Example:
         raise DataError(path, "empty 'output'", line)
     user = user_message(record["instruction"], record.get("input", ""))
     return Example(({"role": "user", "content": user},), record["output"], source)
+
+
+def _check_keys(record: dict[str, Any], path: str | Path, line: int) -> None:
+    """Refuse keys neither form knows (a typo such as `inptu` would lose the input unseen) and rows in both forms."""
+    if "messages" in record and any(key in record for key in ALPACA_KEYS):
+        both = [key for key in ALPACA_KEYS if key in record]
+        raise DataError(path, f"has both chat 'messages' and Alpaca {both}: keep one form per row", line)
+    known = ("messages", *METADATA_KEYS) if "messages" in record else (*ALPACA_KEYS, *METADATA_KEYS)
+    unknown = [key for key in record if key not in known]
+    if unknown:
+        hints = [f"{key!r}" + (f" (did you mean {close[0]!r}?)" if (close := get_close_matches(key, known, n=1)) else "")
+                 for key in unknown]
+        raise DataError(path, f"unknown key {', '.join(hints)}; rows are Alpaca {list(ALPACA_KEYS)} or chat ['messages'], "
+                        f"with optional {list(METADATA_KEYS)} (not used)", line)
 
 
 def _validate_chat(messages: Any, path: str | Path, line: int, source: str) -> Example:

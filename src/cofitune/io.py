@@ -55,32 +55,45 @@ class DataError(ValueError):
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it onto `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _write_refused(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a shared results folder needs the user's umask
-        os.replace(tmp_path, path)
-    except OSError as err:  # e.g. a full disk: say which output, leave nothing half-written behind
-        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}; nothing was left in its place") from err
+        with _write_refused(path):
+            yield tmp_path
+            tmp_path.chmod(0o666 & ~_umask())  # mkstemp makes 0600; a shared results folder needs the user's umask
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _write_refused(path: Path) -> Iterator[None]:
+    """A refused write (a full disk, no permission) names the output it was for; nothing is left half-written."""
+    try:
+        yield
+    except OSError as err:
+        if str(err.strerror or "").startswith("could not write "):  # named already, by a write inside this one
+            raise
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}; nothing was left in its place") from err
 
 
 @contextlib.contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder next to `path`; it replaces `path` only if the block succeeds."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _write_refused(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        yield tmp  # (an error of the block's own is its own: it need not be a write)
+        with _write_refused(path):
+            tmp.chmod(0o777 & ~_umask())  # mkdtemp makes 0700
+            if path.exists():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -140,6 +153,8 @@ def _scan_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str]
         raise DataError(path, "is a directory; expected a JSONL file (one JSON object per line)")
     if not path.is_file():
         raise DataError(path, "file not found")
+    if kind := _not_jsonl(path):
+        raise DataError(path, f"is {kind}, not JSONL; expected one JSON object per line")
     rows, defects = [], []
     with path.open("rb") as handle:
         for lineno, raw in enumerate(handle, start=1):
@@ -159,13 +174,99 @@ def _scan_jsonl(path: Path) -> tuple[list[tuple[int, Any]], list[tuple[int, str]
     return rows, defects
 
 
+# Leading bytes of the files users most often pass where JSONL is expected.
+BINARY_FORMATS = {b"PAR1": "a Parquet file", b"ARROW1": "an Arrow file", b"PK\x03\x04": "a ZIP archive (e.g. xlsx)",
+                  b"\x1f\x8b": "gzip-compressed", b"SQLite format 3": "an SQLite database"}
+
+
+def _not_jsonl(path: Path) -> str | None:
+    """What a file is when it is plainly not JSONL: a binary format, a JSON array, a CSV table; else None."""
+    with path.open("rb") as handle:
+        head = handle.read(4096)
+    for magic, kind in BINARY_FORMATS.items():
+        if head.startswith(magic):
+            return kind
+    first = head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    if first == b"[":
+        try:
+            text = path.read_text(encoding="utf-8-sig").strip()
+            rows = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            return None  # then it is JSONL whose first row is an array: named line by line
+        if isinstance(rows, list) and (len(rows) != 1 or "\n" in text):
+            return f"a JSON array of {len(rows)} row{'s' * (len(rows) != 1)}"
+    if path.suffix.lower() in (".csv", ".tsv") and first not in (b"{", b""):
+        return "a CSV table" if path.suffix.lower() == ".csv" else "a TSV table"
+    return None
+
+
 def write_yaml(path: str | Path, obj: Any) -> None:
     write_text(path, yaml.safe_dump(obj, sort_keys=False, allow_unicode=True))
 
 
+def safetensors_problem(path: str | Path) -> str | None:
+    """Why a safetensors file cannot be whole (its header unreadable, or shorter than the header says),
+    found from the header alone; None when it looks whole."""
+    path = Path(path)
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as handle:
+            header_size = int.from_bytes(handle.read(8), "little")
+            if size < 8 + header_size:
+                return f"truncated: {size:,} bytes, shorter than its own header"
+            header = json.loads(handle.read(header_size))
+    except (OSError, ValueError) as err:
+        return f"not a readable safetensors file ({err})"
+    ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    expected = 8 + header_size + max(ends, default=0)
+    return f"truncated: {size:,} bytes of the {expected:,} its header lists (an interrupted copy or download?)" if size < expected else None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key repeated in one mapping (plain YAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor` merges, it is no key of its own
+                continue
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, list | dict) and key in first:
+                raise DataError(self.name, f"key {key!r} appears twice in one mapping (first on line {first[key]}); "
+                                "YAML would silently keep only the last", line)
+            first.setdefault(key, line)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _AnyTagLoader(yaml.SafeLoader):
+    """Parses YAML whatever its tags (lm-eval's `!function`): for checking syntax only."""
+
+
+_AnyTagLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def yaml_syntax_problem(path: str | Path) -> str | None:
+    """Where and why a YAML file does not parse (lm-eval task files, tags allowed); None when it does."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yaml.load(handle, Loader=_AnyTagLoader)  # a SafeLoader subclass: no object construction
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark
+        return f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML: {err.problem}"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        return f"{path}: not readable as YAML ({err})"
+    return None
+
+
 def read_yaml(path: str | Path) -> Any:
+    """A YAML file; a repeated key is a DataError naming the file and both lines."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.safe_load(handle)
+        try:
+            return yaml.load(handle, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark
+            raise DataError(path, f"not valid YAML: {err.problem}", mark.line + 1 if mark else None) from None
 
 
 def write_parquet(path: str | Path, table: pa.Table) -> None:

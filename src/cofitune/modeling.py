@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from cofitune import io
+
 log = logging.getLogger(__name__)
 
 BUILTIN_PREFIX = "builtin:"
@@ -62,6 +64,8 @@ class ModelSource:
             self._check_gguf(path)
             if not self.gguf_file and not (path / "config.json").is_file():
                 raise FileNotFoundError(f"model.name_or_path: {path} has no config.json: not a Hugging Face model folder")
+            if not self.gguf_file:
+                _check_model_folder(path)
             return str(path)
         if looks_like_a_path(self.name_or_path):
             raise FileNotFoundError(f"model.name_or_path: local folder {self.name_or_path!r} not found (resolved to {path.resolve()})")
@@ -90,6 +94,19 @@ class ModelSource:
             return (f"model.name_or_path: {self.name_or_path!r}: no local folder of that name was found, it is not in the Hugging Face cache, and "
                     "HF_HUB_OFFLINE=1 forbids downloading it: prepare_model will fail until it is downloaded (or give a local folder)")
         return None
+
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model")
+
+
+def _check_model_folder(path: Path) -> None:
+    """What would fail late in loading, found from file names and headers: no tokenizer, a truncated weights file."""
+    if not any((path / name).is_file() for name in TOKENIZER_FILES):
+        raise FileNotFoundError(f"model.name_or_path: {path} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}): "
+                                "save the tokenizer into the model's folder (tokenizer.save_pretrained)")
+    for weights in sorted(path.glob("*.safetensors")):
+        if problem := io.safetensors_problem(weights):
+            raise FileNotFoundError(f"model.name_or_path: {weights} is {problem}")
 
 
 def looks_like_a_path(name: str) -> bool:

@@ -20,6 +20,8 @@ from cofitune.io import DataError
 
 SPECIALITY_PREFIX = "spe_"
 MC_PROMPT = "Question: {{question}}\nAnswer:"
+# Free answers are generated until the first of these: a target that contains one can never match.
+STOP_SEQUENCES = ("\n",)
 
 
 def validate_mc_row(row: Any, path: str | Path, line: int) -> dict[str, Any]:
@@ -56,6 +58,9 @@ def validate_speciality_row(record: Any, path: str | Path, line: int) -> dict[st
         validate_mc_row({**record, "question": record["instruction"]}, path, line)
     elif not isinstance(record.get("output"), str) or not record["output"].strip():
         raise DataError(path, "test rows need a non-empty string 'output' (or 'choices' and 'answer')", line)
+    elif stops := [stop for stop in STOP_SEQUENCES if stop in record["output"].strip()]:
+        raise DataError(path, f"'output' contains {stops[0]!r}, where generation stops, so it can never be matched; "
+                        "put the answer on one line", line)
     return record
 
 
@@ -98,7 +103,7 @@ def generation_task(name: str, data_file: Path, max_gen_toks: int) -> dict[str, 
         "doc_to_text": "{{prompt}}",
         "doc_to_target": "{{target}}",
         "target_delimiter": "",
-        "generation_kwargs": {"until": ["\n"], "do_sample": False, "max_gen_toks": max_gen_toks},
+        "generation_kwargs": {"until": list(STOP_SEQUENCES), "do_sample": False, "max_gen_toks": max_gen_toks},
         "filter_list": [{"name": "strip", "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}],
         "metric_list": [
             {"metric": "exact_match", "aggregation": "mean", "higher_is_better": True, "ignore_case": True, "ignore_punctuation": True}

@@ -115,6 +115,21 @@ def repo_copy(dest: Path) -> Path:
     return dest
 
 
+def planned_paths(output: str) -> list[str]:
+    """Parse a dry run's job blocks: every output, log and benchmark path the plan writes."""
+    paths = []
+    for line in output.splitlines():
+        if match := re.match(r"\s+(?:output|log|benchmark): (.*)$", line):
+            paths += [p.strip() for p in match.group(1).split(",") if p.strip()]
+    return paths
+
+
+def paths_outside(output: str, workdir: Path, results_dir: str = "results") -> list[str]:
+    """The planned paths that do not lie inside results_dir (relative to the working folder)."""
+    root = (workdir / results_dir).resolve()
+    return [p for p in planned_paths(output) if not (workdir / p).resolve().is_relative_to(root)]
+
+
 def planned_gpus(output: str) -> dict[str, set[int]]:
     """Parse a dry run's job blocks: rule -> the `gpu` resource values its jobs request."""
     gpus: dict[str, set[int]] = {}

@@ -15,6 +15,7 @@ from tests.integration.helpers import (
     describe_failure,
     kill_tree,
     planned_jobs,
+    repo_copy,
     scratch_workdir,
     snakemake,
     start_snakemake,
@@ -85,7 +86,38 @@ def test_a_training_killed_mid_step_reruns_to_the_same_tables(undisturbed, tmp_p
     log = (workdir / "results" / "logs" / "train" / "full_sft.log").read_text()
     assert ("ignoring unreadable checkpoint" in log) if corrupt_checkpoint else ("resumed from checkpoint at step" in log)
     assert not state.parent.exists()  # removed once the training finished
+    # the killed attempt's log stays beside the rerun's (Snakemake deleted the log itself); the rerun's is gone from attempts/
+    (attempt,) = (workdir / "results" / "logs" / "train" / "attempts").glob("full_sft.*.log")
+    assert "step 5/60" in attempt.read_text() and "resumed from checkpoint" not in attempt.read_text()
     assert table_differences(undisturbed / "results", workdir / "results") == {}
+
+
+def test_two_checkouts_on_one_results_folder_run_one_at_a_time(tmp_path):
+    """Snakemake's lock covers a working folder only: the results folder's own lock refuses a second run
+    from another checkout while the first runs, and is taken over, with a warning, once it was killed."""
+    shared = tmp_path / "shared-results"
+    first, config = _new_run(tmp_path, "checkout-a")
+    second = scratch_workdir(tmp_path / "checkout-b")
+    other_checkout = repo_copy(tmp_path / "repo-b")
+    lock = shared / ".cofitune-run.lock"
+    running = start_snakemake(first, "--config", f"results_dir={shared}", configfile=config)
+    try:
+        deadline = time.monotonic() + 300
+        while not (shared / "logs" / "train" / "full_sft.log").is_file() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert lock.is_file(), "the first run should hold the results folder's lock while it trains"
+        refused = snakemake(second, "--config", f"results_dir={shared}", configfile=config, snakefile=other_checkout / "Snakefile")
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "is in use by another run" in output and f"working folder {first}" in output, output
+        assert running.poll() is None, "the refused run must leave the first one alone"
+    finally:
+        kill_tree(running.pid)
+        running.wait()
+    assert lock.is_file()  # killed: nothing released it
+    proc = snakemake(second, "--config", f"results_dir={shared}", configfile=config, snakefile=other_checkout / "Snakefile")
+    assert proc.returncode == 0, describe_failure(proc, second)
+    assert "took over the stale lock of a run that is no longer running" in proc.stdout + proc.stderr
+    assert not lock.exists()  # released at the end
 
 
 def test_an_evaluation_killed_midway_is_redone_and_nothing_else(undisturbed, tmp_path):

@@ -189,10 +189,12 @@ def test_a_sharded_workflow_with_two_processes_per_job_runs_through_the_rules(tm
 
 
 def test_the_paper_8b_preset_plans_a_full_run_on_one_sharded_node(tmp_path):
-    from tests.integration.helpers import PRESETS, planned_gpus, planned_jobs, scratch_workdir, snakemake
+    from tests.integration.helpers import PRESETS, paths_outside, planned_gpus, planned_jobs, scratch_workdir, snakemake
 
-    proc = snakemake(scratch_workdir(tmp_path), "-n", "-p", configfile=PRESETS / "paper-8b.yaml")
+    workdir = scratch_workdir(tmp_path)
+    proc = snakemake(workdir, "-n", "-p", configfile=PRESETS / "paper-8b.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert paths_outside(proc.stdout, workdir) == []  # names stay inside results_dir
     jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == 3 + 6 and jobs["estimate_importance"] == 1
     assert "torchrun --standalone --nproc_per_node 8 -m cofitune.stages.train" in proc.stdout

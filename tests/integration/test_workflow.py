@@ -19,7 +19,9 @@ from tests.integration.helpers import (
     REPO,
     describe_failure,
     kill_tree,
+    paths_outside,
     planned_jobs,
+    planned_paths,
     repo_copy,
     scratch_workdir,
     snakemake,
@@ -321,8 +323,10 @@ def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
 def test_search_modes_plan_their_nodes(tmp_path, mode, expected):
     workdir = scratch_workdir(tmp_path)
     config = variant(workdir, mode, search={"mode": mode}, baselines={"full_sft": False, "v_softmask": False})
-    jobs = planned_jobs(snakemake(workdir, "-n", configfile=config).stdout)
+    proc = snakemake(workdir, "-n", configfile=config)
+    jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == expected and jobs["decide_level"] == 1
+    assert planned_paths(proc.stdout) and paths_outside(proc.stdout, workdir) == []  # the smoke preset's names stay inside
 
 
 def test_the_real_model_preset_plans_a_full_run(tmp_path):
@@ -330,6 +334,7 @@ def test_the_real_model_preset_plans_a_full_run(tmp_path):
     proc = snakemake(workdir, "-n", configfile=PRESETS / "real-model.yaml")
     jobs = planned_jobs(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert planned_paths(proc.stdout) and paths_outside(proc.stdout, workdir) == []  # names stay inside results_dir
     assert jobs["train_candidate"] == 3 + 6 and jobs["evaluate_candidate"] == 1 + 8 + 3
 
 
@@ -343,9 +348,11 @@ def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trai
     Evaluations: base + level 1 + baselines (one per Wise-FT alpha); + 1: full SFT's second seed
     (the final model's comes with the last level)."""
     configs = (REPO / "config.yaml",) + ((PRESETS / f"{preset}.yaml",) if preset else ())
-    proc = snakemake(scratch_workdir(tmp_path), "-n", configfile=configs)
+    workdir = scratch_workdir(tmp_path)
+    proc = snakemake(workdir, "-n", configfile=configs)
     jobs = planned_jobs(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert planned_paths(proc.stdout) and paths_outside(proc.stdout, workdir) == []  # names stay inside results_dir
     assert (jobs["train_candidate"], jobs["evaluate_candidate"]) == (trainings, evaluations)
 
 

@@ -27,6 +27,9 @@ GOOD = '{"instruction": "Add", "input": "1 2", "output": "3"}'
         ('["not", "an", "object"]', "expected a JSON object"),
         ('{"messages": [{"role": "user", "content": "hi"}]}', "last message must be the assistant"),
         ('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}', "role 'robot'"),
+        ('{"instruction": "Add", "inptu": "1 2", "output": "3"}', r"unknown key 'inptu' \(did you mean 'input'\?\)"),
+        ('{"messages": [{"role": "user", "content": "1 2"}, {"role": "assistant", "content": "3"}], "output": "3"}',
+         r"both chat 'messages' and Alpaca \['output'\]"),
     ],
 )
 def test_each_defect_names_file_and_line(tmp_path, bad_line, message):
@@ -134,3 +137,8 @@ def test_a_file_that_loses_examples_stops_the_run_naming_the_length_that_keeps_t
     check_losses({"statute.jsonl": lossy}, max_length=192, max_dropped_share=0.9)  # the user accepted the loss
     with pytest.raises(io.DataError, match="3 of 3 examples"):  # nothing left is never accepted
         check_losses({"a.jsonl": TokenizeReport(dropped_no_target=3, longest=30)}, max_length=8, max_dropped_share=1.0)
+
+
+def test_metadata_keys_beside_an_example_are_accepted_and_unused(tmp_path):
+    (example,) = _load(tmp_path, ['{"id": 7, "instruction": "Add", "input": "1 2", "output": "3", "text": "rendered"}'])
+    assert example.response == "3" and "rendered" not in example.prompt_messages[0]["content"]

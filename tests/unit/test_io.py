@@ -58,3 +58,60 @@ def test_outputs_honour_the_umask(tmp_path):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.json").stat().st_mode) == 0o664
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o775
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_a_refused_write_names_the_output_and_leaves_nothing(tmp_path):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(OSError, match=f"could not write {folder / 'x.json'}: Permission denied; nothing was left"):
+            io.write_json(folder / "x.json", {})
+        assert list(folder.iterdir()) == []
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_refused_write_reads_like_a_full_disk(tmp_path, monkeypatch):
+    """(The same message whatever refuses the write: here mkstemp, as a read-only folder does.)"""
+    import errno
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(io.tempfile, "mkstemp", refused)
+    with pytest.raises(OSError, match=f"could not write {tmp_path / 'x.json'}: Permission denied; nothing was left") as err:
+        io.write_json(tmp_path / "x.json", {})
+    assert err.value.errno == errno.EACCES and list(tmp_path.iterdir()) == []
+
+
+def test_a_truncated_safetensors_file_is_found_from_its_header_alone(tmp_path):
+    path = tmp_path / "model.safetensors"
+    io.save_tensors(path, {"w": torch.ones(64, 64)})
+    assert io.safetensors_problem(path) is None
+    size = path.stat().st_size
+    path.write_bytes(path.read_bytes()[: size - 10])
+    assert io.safetensors_problem(path) == f"truncated: {size - 10:,} bytes of the {size:,} its header lists (an interrupted copy or download?)"
+    path.write_bytes(b"\x00" * 4)
+    assert "shorter than its own header" in io.safetensors_problem(path) or "not a readable" in io.safetensors_problem(path)
+
+
+def test_a_repeated_yaml_key_is_named_with_both_lines(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("a:\n  b: 1\n  c: 2\n  b: 3\n")
+    with pytest.raises(io.DataError, match=r"c.yaml:4: key 'b' appears twice in one mapping \(first on line 2\)"):
+        io.read_yaml(path)
+    path.write_text("base: &x {a: 1}\nother:\n  <<: *x\n  b: 2\nlist: [{a: 1}, {a: 2}]\n")
+    assert io.read_yaml(path)["other"] == {"a": 1, "b": 2}  # merge keys and equal keys in different mappings are fine
+    path.write_text("a: [1\n")
+    with pytest.raises(io.DataError, match=r"c\.yaml:2: not valid YAML"):
+        io.read_yaml(path)
+
+
+def test_lm_eval_task_yaml_with_function_tags_parses_for_the_syntax_check(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text("task: t\nprocess_docs: !function utils.process\n")
+    assert io.yaml_syntax_problem(path) is None
+    path.write_text("task: t\n  x: 1\n")
+    assert io.yaml_syntax_problem(path).startswith(f"{path}:2: not valid YAML")

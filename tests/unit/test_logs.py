@@ -27,3 +27,17 @@ def test_a_successful_job_log_has_no_error(tmp_path):
     with logged_to(tmp_path / "ok.log"):
         logging.getLogger("cofitune.test").info("done")
     assert "done" in (tmp_path / "ok.log").read_text() and "failed" not in (tmp_path / "ok.log").read_text()
+
+
+def test_a_failed_attempts_log_keeps_a_second_name_that_survives_the_rerun_deleting_the_log(tmp_path):
+    log_file = tmp_path / "logs" / "train" / "job.log"
+    with pytest.raises(RuntimeError), logged_to(log_file):
+        logging.getLogger("cofitune.test").info("step 5/60")
+        raise RuntimeError("killed")
+    (attempt,) = (tmp_path / "logs" / "train" / "attempts").glob("job.*.log")
+    log_file.unlink()  # what Snakemake does before it reruns the job
+    with logged_to(log_file):
+        logging.getLogger("cofitune.test").info("step 60/60")
+    assert "step 5/60" in attempt.read_text() and "killed" in attempt.read_text()
+    assert list(attempt.parent.iterdir()) == [attempt]  # the successful rerun's own link is gone
+    assert "step 60/60" in log_file.read_text() and "step 5/60" not in log_file.read_text()

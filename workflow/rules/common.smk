@@ -16,11 +16,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from cofitune import search
+from cofitune import runlock, search
 from cofitune.claims import CLAIMS_FILE
 from cofitune.candidates import (
     BASE_ID,
     ID_PATTERN,
+    REPLICATE_GROUPS,
     candidate_from_spec,
     control_region,
     parse_replicate,
@@ -31,18 +32,21 @@ from cofitune.candidates import (
     with_replicates,
 )
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
-from cofitune.configuration import check_config, check_inputs, static_specs
+from cofitune.configuration import check_config, check_config_files, check_inputs, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
 from cofitune.records import LevelDecision
 from cofitune.stages.evaluate import evaluation_settings
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+# Snakemake's YAML loader keeps the last of two equal keys silently: every config file is read
+# again, strictly, so a repeated block is named (file, key, both lines) instead of dropped.
+check_config_files([p for p in workflow.overwrite_configfiles or ["config.yaml"] if Path(p).is_file()])
 check_config(config, read_yaml(SCHEMA))  # concise errors naming the key, before any job is planned
 validate(config, str(SCHEMA))  # fills the defaults
 # Everything checkable without a model, before any job (a dry run fails the same way): every data
 # file with all its defects, the model's location, every task name.
-for warning in check_inputs(config):
+for warning in check_inputs(config, project=REPO):
     logger.warning(f"cofitune: {warning}")
 
 
@@ -52,6 +56,26 @@ wildcard_constraints:
 
 # ---------------------------------------------------------------- paths: one helper per output family
 RESULTS = Path(config["results_dir"])
+
+
+# One run per results folder, whichever working folder it starts from (Snakemake's own lock covers
+# only its working folder). Taken when jobs are about to run: dry runs and jobs on a cluster skip it.
+onstart:
+    try:
+        stale = runlock.acquire(RESULTS, Path.cwd())
+    except runlock.RunLockedError as err:
+        raise WorkflowError(f"cofitune: {err}") from None
+    if stale:
+        logger.warning(f"cofitune: {stale}")
+
+
+onsuccess:
+    runlock.release(RESULTS)
+
+
+onerror:
+    runlock.release(RESULTS)
+
 MODEL_DIR = RESULTS / "model" / "base"
 TRAIN_DATA = RESULTS / "data" / "train"
 TRAIN_REPORT = RESULTS / "data" / "train_report.json"
@@ -105,6 +129,18 @@ def level_decision(level):
 
 def log_file(name):
     return RESULTS / "logs" / f"{name}.log"
+
+
+# Shell rules keep a failed or killed attempt's log under attempts/ beside it (a hard link that the
+# job removes once it succeeds), as script rules do with cofitune.logs.logged_to: Snakemake deletes
+# a job's log before it reruns the job.
+def keeping_attempt_log(command):
+    """`command` (which writes {log}), with the attempt's log linked under attempts/ until it succeeds."""
+    keep = (
+        'ATTEMPT="$(dirname {log:q})/attempts/$(basename {log:q} .log).$(date +%Y%m%dT%H%M%S).$$.log"; '
+        'mkdir -p "$(dirname "$ATTEMPT")"; : > {log:q}; ln -f {log:q} "$ATTEMPT" 2>/dev/null || ATTEMPT=; '
+    )
+    return "".join([keep, command, '; [ -z "$ATTEMPT" ] || rm -f "$ATTEMPT"'])
 
 
 def benchmark_file(name):
@@ -252,8 +288,7 @@ def evaluated_candidates(wildcards=None):
     nodes = [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
     final = [final_candidate()] if SEARCH_LEVELS else []
     ids = list(dict.fromkeys([*ids, *nodes, *final, *final_controls()]))
-    groups = {"final": final, "final_unmasked": final_unmasked(), "final_controls": final_controls(), "baselines": BASELINE_IDS,
-              "search": nodes}
+    groups = dict(zip(REPLICATE_GROUPS, [final, final_unmasked(), final_controls(), BASELINE_IDS, nodes], strict=True))
     return with_replicates(ids, groups, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 

@@ -24,9 +24,11 @@ rule estimate_importance:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.importance"
-        " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
-        " --sharding {params.sharding:q} --out {output:q} > {log:q} 2>&1"
+        keeping_attempt_log(
+            "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.importance"
+            " --model-dir {input.model:q} --files {params.files:q} --settings {params.settings:q} --seed {params.seed}"
+            " --sharding {params.sharding:q} --out {output:q} > {log:q} 2>&1"
+        )
 
 
 rule combine_importance:

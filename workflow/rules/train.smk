@@ -36,10 +36,12 @@ rule train_candidate:
     conda:
         "../../envs/cofitune.yaml"
     shell:
-        "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.train"
-        " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
-        " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
-        " --out-dir {params.out_dir:q} {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
+        keeping_attempt_log(
+            "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.train"
+            " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
+            " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
+            " --out-dir {params.out_dir:q} {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
+        )
 
 
 # Wise-FT needs no training: it interpolates the base and the full-SFT weights.
