@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cofitune.candidates import REPLICATE_GROUPS, candidate_from_spec, candidates_from_config, parse_region_control
-from cofitune.io import DataError, yaml_syntax_problem
+from cofitune.io import DataError, read_yaml, yaml_syntax_problem
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
 from cofitune.regions import resolve_roles
 from cofitune.tasks import SPECIALITY_PREFIX
@@ -202,8 +202,6 @@ def number_errors(config: Any, where: str = "") -> list[str]:
 def check_config_files(paths: list[str | Path]) -> None:
     """Every config file parses, with no key repeated in a mapping (Snakemake's loader keeps the last
     of two equal keys silently: the first block would be dropped unseen)."""
-    from cofitune.io import read_yaml
-
     errors = []
     for path in paths:
         try:
