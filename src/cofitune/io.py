@@ -252,8 +252,7 @@ def yaml_syntax_problem(path: str | Path) -> str | None:
         with open(path, encoding="utf-8") as handle:
             yaml.load(handle, Loader=_AnyTagLoader)  # a SafeLoader subclass: no object construction
     except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        return f"{path}:{mark.line + 1 if mark else '?'}: not valid YAML: {err.problem}"
+        return str(_yaml_error(path, err))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
         return f"{path}: not readable as YAML ({err})"
     return None
@@ -265,8 +264,13 @@ def read_yaml(path: str | Path) -> Any:
         try:
             return yaml.load(handle, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
         except yaml.MarkedYAMLError as err:
-            mark = err.problem_mark
-            raise DataError(path, f"not valid YAML: {err.problem}", mark.line + 1 if mark else None) from None
+            raise _yaml_error(path, err) from None
+
+
+def _yaml_error(path: str | Path, err: yaml.MarkedYAMLError) -> DataError:
+    """A YAML parse error as file:line and the parser's reason (the one wording for both readers)."""
+    mark = err.problem_mark
+    return DataError(path, f"not valid YAML: {err.problem}", mark.line + 1 if mark else None)
 
 
 def write_parquet(path: str | Path, table: pa.Table) -> None:
