@@ -45,4 +45,4 @@ rule all:
         SUMMARY_PAGE,
         deliverables(),
         # known up front, so baselines run alongside the search instead of after it:
-        [eval_metrics(c) for c in known_candidates()],
+        [eval_metrics(c, CONFIRM) for c in known_candidates()],

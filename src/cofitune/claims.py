@@ -1,10 +1,13 @@
 """The run's central claims as paired differences with intervals, decided or not.
 
 A claim compares a model with a reference on Spe., Ver. and Uni.: the point difference (of the
-seed-averaged scores) and a percentile interval from the paired hierarchical bootstrap (seeds, then
-items; `scores.paired_difference_intervals`). A difference is *decided* when its interval excludes
-0, and reported as undecided otherwise, so a table never states a direction the evidence does not
-carry. The claims:
+seed-averaged scores), a percentile interval and a two-sided p-value from the paired hierarchical
+bootstrap (seeds, then items; `scores.paired_difference_tests`). A run makes all its claims at once,
+so they are tested as one family: Holm's step-down correction over every (claim, metric) row, at
+family level FAMILY_ALPHA. A difference is *decided* (higher or lower) only when its Holm-adjusted
+p-value is at most FAMILY_ALPHA: the chance that any decided row of the table points the wrong way
+from a true zero is then at most 5%. Otherwise it is undecided, even where its own 95% interval
+excludes 0 (that interval is per row, not for the family). The claims:
   forgetting      full SFT vs the base model: does full SFT lose versatility?
   vs full SFT     CoFiTune vs full SFT at the default learning rate
   matched Spe.    CoFiTune vs the full-SFT run (over its learning rates) of closest Spe.
@@ -64,10 +67,16 @@ def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[
     return claims
 
 
+FAMILY_ALPHA = 0.05  # the family-wise error rate of the claims table (Holm)
+
+
 def claims_table(
-    rows: Sequence[Mapping[str, Any]], claims: Sequence[Claim], intervals: Mapping[tuple[str, str], Mapping[str, tuple[float, float]]],
+    rows: Sequence[Mapping[str, Any]], claims: Sequence[Claim],
+    tests: Mapping[tuple[str, str], Mapping[str, tuple[float, float, float]]],
 ) -> pa.Table:
-    """One row per claim and metric: the difference model - reference, its interval, the verdict."""
+    """One row per claim and metric: the difference model - reference, its interval, its p-value
+    unadjusted and Holm-adjusted over the whole table, the verdict."""
+    from cofitune.stats import holm
     from cofitune.tables import display_name
 
     by_id = {r["candidate"]: r for r in rows}
@@ -75,28 +84,30 @@ def claims_table(
     for claim in claims:
         model, reference = by_id[claim.model], by_id[claim.reference]
         for metric in METRICS:
-            low, high = intervals[(claim.model, claim.reference)][metric]
+            low, high, p_value = tests[(claim.model, claim.reference)][metric]
             out.append({
                 "claim": claim.name, "model": claim.model, "model_label": display_name(model), "reference": claim.reference,
                 "reference_label": display_name(reference), "metric": metric, "diff": model[metric] - reference[metric],
-                "diff_lo": low, "diff_hi": high, "verdict": verdict(low, high),
+                "diff_lo": low, "diff_hi": high, "p_value": p_value,
                 "model_seeds": model.get("n_seeds") or 1, "reference_seeds": reference.get("n_seeds") or 1,
             })
+    for row, adjusted in zip(out, holm([r["p_value"] for r in out]), strict=True):
+        row["p_holm"] = adjusted
+        row["verdict"] = verdict(row["diff"], adjusted)
     return pa.Table.from_pylist(out, schema=SCHEMA)
 
 
 SCHEMA = pa.schema([("claim", pa.string()), ("model", pa.string()), ("model_label", pa.string()), ("reference", pa.string()),
                     ("reference_label", pa.string()), ("metric", pa.string()), ("diff", pa.float64()), ("diff_lo", pa.float64()),
-                    ("diff_hi", pa.float64()), ("verdict", pa.string()), ("model_seeds", pa.int64()), ("reference_seeds", pa.int64())])
+                    ("diff_hi", pa.float64()), ("p_value", pa.float64()), ("p_holm", pa.float64()), ("verdict", pa.string()),
+                    ("model_seeds", pa.int64()), ("reference_seeds", pa.int64())])
 
 
-def verdict(low: float, high: float) -> str:
-    """'higher' or 'lower' when the interval excludes 0, else 'undecided'."""
-    if low > 0.0:
-        return "higher"
-    if high < 0.0:
-        return "lower"
-    return "undecided"
+def verdict(diff: float, p_holm: float, alpha: float = FAMILY_ALPHA) -> str:
+    """'higher' or 'lower' when the family-adjusted p-value is at most `alpha`, else 'undecided'."""
+    if p_holm > alpha or diff == 0.0:
+        return "undecided"
+    return "higher" if diff > 0.0 else "lower"
 
 
 def claims_markdown(table: pa.Table) -> str:
@@ -104,13 +115,18 @@ def claims_markdown(table: pa.Table) -> str:
     rows = table.to_pylist()
     if not rows:
         return ""
-    lines = ["", "Claims (model minus reference; 95% intervals over seeds and items, paired; decided when the interval "
-             "excludes 0):", ""]
+    lines = ["", f"Claims (model minus reference; 95% intervals over seeds and items, paired; p: Holm-adjusted over the "
+             f"{len(rows)} rows of the family; decided when p <= {FAMILY_ALPHA:g}, so that at most a {FAMILY_ALPHA:.0%} chance "
+             "remains that any decided row is wrong):", ""]
     for name in dict.fromkeys(r["claim"] for r in rows):
         parts = [r for r in rows if r["claim"] == name]
         first = parts[0]
         seeds = f"{first['model_seeds']} vs {first['reference_seeds']} seed(s)"
-        metrics = "; ".join(f"{METRIC_NAMES[r['metric']]} {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}] {r['verdict']}"
-                            for r in parts)
+        metrics = "; ".join(f"{METRIC_NAMES[r['metric']]} {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}] "
+                            f"p {_p(r['p_holm'])} {r['verdict']}" for r in parts)
         lines.append(f"- {name}: {first['model_label']} vs {first['reference_label']} ({seeds}): {metrics}.")
     return "\n".join(lines)
+
+
+def _p(value: float) -> str:
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"

@@ -18,6 +18,7 @@ from cofitune.candidates import REPLICATE_GROUPS, candidate_from_spec, candidate
 from cofitune.io import DataError, read_yaml, yaml_syntax_problem
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
 from cofitune.regions import resolve_roles
+from cofitune.splits import SplitSizes, size_problem, sizes_problem, split_counts
 from cofitune.tasks import SPECIALITY_PREFIX
 
 # The largest seed numpy's and lm-eval's generators accept (2**32 - 1); the schema holds the same bound.
@@ -26,6 +27,13 @@ MAX_SEED = 2**32 - 1
 
 class ConfigError(ValueError):
     pass
+
+
+# Keys of earlier versions: what replaced them, instead of "unknown key".
+REPLACED_KEYS = {
+    "evaluation.limit": "replaced by evaluation.select (items per task the search decides on) and evaluation.confirm "
+                        "(items per task the reported models are scored on, disjoint from select)",
+}
 
 
 def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
@@ -37,7 +45,9 @@ def schema_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
         where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
         if error.validator == "additionalProperties":
             extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-            messages.append(f"{where}: unknown key(s) {', '.join(repr(k) for k in extra)}")
+            messages += [f"{where}.{k}: {REPLACED_KEYS[f'{where}.{k}']}" for k in extra if f"{where}.{k}" in REPLACED_KEYS]
+            if unknown := [k for k in extra if f"{where}.{k}" not in REPLACED_KEYS]:
+                messages.append(f"{where}: unknown key(s) {', '.join(repr(k) for k in unknown)}")
         else:
             messages.append(f"{where}: {error.message}")
     return messages
@@ -61,7 +71,7 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     except ValueError as err:
         errors += [] if baseline_ids else [f"candidates: {err}"]
     return (errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config) + mofo_errors(config)
-            + limit_errors(config) + seed_errors(config) + replicate_model_errors(config) + device_errors(config)
+            + split_errors(config) + seed_errors(config) + replicate_model_errors(config) + device_errors(config)
             + task_prefix_errors(config))
 
 
@@ -80,12 +90,27 @@ def baseline_id_errors(config: Mapping[str, Any]) -> list[str]:
     return errors
 
 
-def limit_errors(config: Mapping[str, Any]) -> list[str]:
-    limit = config.get("evaluation", {}).get("limit")
-    if limit is None or (isinstance(limit, int) and limit >= 1) or (isinstance(limit, float) and 0 < limit <= 1):
-        return []
-    return [f"evaluation.limit: {limit!r} is neither a number of items per task (an integer >= 1) nor a fraction of "
-            "them in (0, 1]; null scores every item"]
+def split_errors(config: Mapping[str, Any]) -> list[str]:
+    """The item splits' sizes (`cofitune.splits`)."""
+    evaluation = config.get("evaluation", {})
+    errors = [problem for key in ("select", "confirm") if (problem := size_problem(f"evaluation.{key}", evaluation.get(key)))]
+    if not errors and "select" in evaluation:  # an unset select is the schema's default, never null
+        errors += filter(None, [sizes_problem(SplitSizes.from_config(evaluation))])
+    return errors
+
+
+def split_size_errors(config: Mapping[str, Any], items: Mapping[str, int]) -> list[str]:
+    """A local test file too small to leave an item to each split (what the evaluation job would refuse)."""
+    sizes = SplitSizes.from_config(config.get("evaluation", {}))
+    if sizes_problem(sizes):
+        return []  # said by split_errors
+    errors = []
+    for key, n in items.items():
+        select, confirm = split_counts(n, sizes)
+        if not select or not confirm:
+            errors.append(f"{key}: {n} item(s) leave none to {'select' if not select else 'confirm'} with evaluation.select "
+                          f"{sizes.select!r} and evaluation.confirm {sizes.confirm!r}; lower the other split's size")
+    return errors
 
 
 def seed_errors(config: Mapping[str, Any]) -> list[str]:
@@ -236,12 +261,14 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
 
     errors: list[str] = []
     checked: dict[tuple[Any, str], str | None] = {}
+    items: dict[str, int] = {}  # local test file key -> its items
 
     def check(key: str, validate, path: str) -> None:
         if (validate, path) not in checked:  # the same file under several keys is read once
             try:
-                validate(path)
+                rows = validate(path)
                 checked[(validate, path)] = None
+                items[key] = len(rows[0] if isinstance(rows, tuple) else rows)
             except (DataError, OSError) as err:
                 checked[(validate, path)] = str(err)
         if checked[(validate, path)]:
@@ -257,6 +284,7 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         check(f"speciality.tasks.{name}.test", validate_speciality_file, spec["test"])
     for name, path in config["versatility"].get("local_tasks", {}).items():
         check(f"versatility.local_tasks.{name}", validate_mc_file, path)
+    errors += split_size_errors(config, {key: n for key, n in items.items() if not key.startswith(tuple(file_lists))})
     source = ModelSource.from_config(dict(config["model"]))
     errors += [e for e in [source.problem()] if e]
     errors += path_errors(config)

@@ -1,9 +1,11 @@
 """Evaluation through lm-evaluation-harness's Python API, on an in-memory model.
 
 One `simple_evaluate` call per prompt format: "plain" (speciality tasks, whose prompts are already
-rendered like the training data, plus versatility tasks as lm-eval formats them) and "chat"
-(versatility tasks wrapped in the model's chat template by lm-eval). No request cache is used: it
-is keyed by request, not by model, and would hand one model's answers to the next.
+rendered like the training data, plus versatility tasks as lm-eval formats them when the plan asks
+for that format) and "chat" (versatility tasks wrapped in the model's chat template by lm-eval).
+Every call scores only the documents of the plan's item split (`cofitune.splits`), passed to lm-eval
+as `samples=` (task -> document indices); no data is rewritten. No request cache is used: it is
+keyed by request, not by model, and would hand one model's answers to the next.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from cofitune.splits import CONFIRM, SplitSizes, capped_tasks, documents_for
+
 log = logging.getLogger(__name__)
 
 FORMATS = ("plain", "chat")
@@ -27,15 +31,20 @@ DEFAULT_METRICS = ("acc,none", "exact_match,strip", "exact_match,none")
 class EvalPlan:
     speciality: tuple[str, ...]
     groups: Mapping[str, tuple[str, ...]]  # versatility group -> lm-eval task names
-    formats: tuple[str, ...] = ("plain",)
+    formats: tuple[str, ...] = ("plain",)  # the versatility tasks' formats (speciality tasks: always plain)
     include_path: tuple[str, ...] = ()
     batch_size: int = 8
-    limit: int | float | None = None
+    split: str = CONFIRM  # the item split scored (a label only, when `sizes` is None)
+    sizes: SplitSizes | None = None  # None: every document of every task
     metrics: Mapping[str, str] = field(default_factory=dict)  # task -> metric key, e.g. "exact_match,strict-match"
-    seed: int = 1234
+    seed: int = 1234  # lm-eval's seeds and the split's permutation
+
+    def passes(self) -> list[str]:
+        """The prompt formats evaluated, each one `simple_evaluate` call."""
+        return [fmt for fmt in FORMATS if self.tasks_for(fmt)]
 
     def tasks_for(self, fmt: str) -> list[str]:
-        versatility = [t for tasks in self.groups.values() for t in tasks]
+        versatility = [t for tasks in self.groups.values() for t in tasks] if fmt in self.formats else []
         return [*self.speciality, *versatility] if fmt == "plain" else versatility
 
 
@@ -160,20 +169,50 @@ def _keeps_logits(model: nn.Module) -> bool:
 
 
 def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: EvalPlan, device: str = "cpu") -> EvalOutput:
+    unknown = sorted(set(plan.formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown prompt format(s) {unknown}; expected some of {FORMATS}")
     lm = shared_prefix_lm(model, tokenizer, plan.batch_size, device)
+    every_task = list(dict.fromkeys(t for fmt in plan.passes() for t in plan.tasks_for(fmt)))
+    manager = task_manager(plan.include_path, every_task)
+    documents = split_documents_of(every_task, manager, plan)
     output = EvalOutput([], [])
-    for fmt in plan.formats:
-        if fmt not in FORMATS:
-            raise ValueError(f"unknown prompt format {fmt!r}; expected one of {FORMATS}")
+    for fmt in plan.passes():
         tasks = plan.tasks_for(fmt)
-        if not tasks:
-            continue
-        raw = _simple_evaluate(lm, tasks, plan, apply_chat_template=fmt == "chat")
+        samples = {t: documents[t] for t in tasks} if documents is not None else None
+        raw = _simple_evaluate(lm, tasks, plan, manager, samples, apply_chat_template=fmt == "chat")
         for task in tasks:
             metric = resolve_metric(task, raw["results"][task], plan.metrics.get(task))
             output.metrics.append(_metric_row(fmt, task, metric, raw))
-            output.samples.extend(_sample_rows(fmt, task, metric, raw["samples"][task]))
+            output.samples.extend(_sample_rows(fmt, task, metric, raw["samples"][task], plan.split))
     return output
+
+
+def split_documents_of(tasks: Sequence[str], manager, plan: EvalPlan) -> dict[str, list[int]] | None:
+    """task -> the document indices of the plan's split (None: every document)."""
+    if plan.sizes is None:
+        return None
+    counts = document_counts(tasks, manager)
+    for task in capped_tasks(counts, plan.sizes):
+        log.warning("task %s has %d items: fewer than evaluation.select %r plus evaluation.confirm %r ask for; "
+                    "select keeps its size, confirm takes the rest", task, counts[task], plan.sizes.select, plan.sizes.confirm)
+    documents = documents_for(plan.split, counts, plan.sizes, plan.seed)
+    log.info("%s split: %s", plan.split, ", ".join(f"{t} {len(d)} of {counts[t]}" for t, d in documents.items()))
+    return documents
+
+
+def document_counts(tasks: Sequence[str], manager) -> dict[str, int]:
+    """task -> how many documents lm-eval evaluates it on (its test split, else its validation split)."""
+    from lm_eval.tasks import get_task_dict
+
+    loaded = get_task_dict(list(tasks), manager)
+    counts = {}
+    for task in tasks:
+        found = loaded.get(task)
+        if found is None or isinstance(found, dict):
+            raise ValueError(f"lm-eval task {task!r} is a group of tasks; list its tasks in versatility.groups instead")
+        counts[task] = len(found.eval_docs)
+    return counts
 
 
 def task_manager(include_path: Sequence[str], needed: Sequence[str]):
@@ -200,14 +239,17 @@ def _index(include_path: Sequence[str], needed: Sequence[str]):
     return manager, [t for t in needed if t not in manager.all_tasks]
 
 
-def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, apply_chat_template: bool) -> dict[str, Any]:
+def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, manager, samples: Mapping[str, list[int]] | None,
+                     apply_chat_template: bool) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
+    # lm-eval maps the n-th evaluated document back to samples[task][n]: the indices must be sorted
+    # (cofitune.splits sorts them), or every logged doc_id is another document's.
     results = simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=task_manager(plan.include_path, tasks),
-        limit=plan.limit,
+        task_manager=manager,
+        samples=dict(samples) if samples is not None else None,
         log_samples=True,
         apply_chat_template=apply_chat_template,
         cache_requests=False,
@@ -252,7 +294,7 @@ def _metric_row(fmt: str, task: str, metric: str, raw: Mapping[str, Any]) -> dic
     }
 
 
-def _sample_rows(fmt: str, task: str, metric: str, samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def _sample_rows(fmt: str, task: str, metric: str, samples: Sequence[Mapping[str, Any]], split: str) -> list[dict[str, Any]]:
     name, _, filt = metric.partition(",")
     rows = []
     for sample in samples:
@@ -263,6 +305,7 @@ def _sample_rows(fmt: str, task: str, metric: str, samples: Sequence[Mapping[str
                 "format": fmt,
                 "task": task,
                 "doc_id": int(sample["doc_id"]),
+                "split": split,
                 "target": str(sample.get("target")),
                 "prediction": _prediction(sample),
                 "score": float(sample[name]),

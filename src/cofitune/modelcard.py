@@ -108,7 +108,9 @@ def _sections(final: FinalModel) -> list[str]:
         "",
         "## Evaluation",
         "Spe. = speciality score, Ver. = versatility (general ability), Uni. = Spe. + Ver.; brackets are 95% "
-        "bootstrap intervals over the evaluation items (and training seeds, where a model has several).",
+        "bootstrap intervals over the evaluation items (and training seeds, where a model has several). Every number "
+        "here is measured on the confirm items of each task: items that none of the search's decisions saw (the region "
+        "was chosen on other items of the same tasks, the select items), so they carry no selection optimism.",
         "",
         markdown_report(final.summary, final.claims),
         "",

@@ -68,7 +68,8 @@ def tradeoff_scatter(rows: list[dict], out_file: str | Path, rank_format: str) -
     _place_labels(ax, shared_labels(rows), fontsize=7.5)
     ax.set_xlabel(f"Ver. (versatility, {rank_format} format, 0-100)")
     ax.set_ylabel("Spe. (speciality, 0-100)")
-    ax.set_title("Speciality vs versatility of every evaluated model (bars: 95% bootstrap intervals)", fontsize=10)
+    ax.set_title("Speciality vs versatility of every reported model, on the confirm items (bars: 95% bootstrap intervals)",
+                 fontsize=10)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out_file, format="png")
@@ -145,8 +146,9 @@ def loss_curves(histories: dict[str, list[dict]], out_file: str | Path) -> None:
 
 
 def search_tree(trace: list[dict], final: dict | None, out_file: str | Path, fmt: str = "svg") -> None:
-    """The coarse search as a tree: one row per level, each contender a box with its scores, edges
-    from the node the previous level kept; the kept path in green, ending in the final model."""
+    """The coarse search as a tree: one row per level, each contender a box with its scores on the
+    select items (what the search decided on), edges from the node the previous level kept; the kept
+    path in green, ending in the final model with its scores on the confirm items."""
     levels = sorted({row["level"] for row in trace})
     width = max(len([r for r in trace if r["level"] == k]) for k in levels)
     fig, ax = plt.subplots(figsize=(max(7.0, 3.2 * width), 1.7 * (len(levels) + 2)), dpi=110)
@@ -173,12 +175,13 @@ def search_tree(trace: list[dict], final: dict | None, out_file: str | Path, fmt
         at = (parent_at[0], -1.6 * (len(levels) + 1))
         ax.plot([parent_at[0], at[0]], [parent_at[1] - 0.35, at[1] + 0.35], color="#2ca02c", lw=2.2, ls="--", zorder=1)
         mask = " + soft-mask" if final["softmask"] else ""
-        _tree_box(ax, at, f"CoFiTune: {final['layer_range']} {final['module_set']}{mask}\nUni. {final['uni']:.1f}  "
+        _tree_box(ax, at, f"CoFiTune: {final['layer_range']} {final['module_set']}{mask}\nconfirm items: Uni. {final['uni']:.1f}  "
                           f"(Spe. {final['spe']:.1f}, Ver. {final['ver']:.1f})", chosen=True, final=True)
     ax.set_xlim(-1.5 * width - 1.6, 1.5 * width + 0.2)
     ax.set_ylim(-1.6 * (len(levels) + 1) - 0.6, 0.6)
     ax.axis("off")
-    ax.set_title("Coarse search: each level's contenders, the kept node in green (Uni. = Spe. + Ver.)", fontsize=10)
+    ax.set_title("Coarse search on the select items: each level's contenders, the kept node in green (Uni. = Spe. + Ver.);\n"
+                 "the CoFiTune model scored on the confirm items, which no decision saw", fontsize=10)
     fig.tight_layout()
     with plt.rc_context({"svg.fonttype": "none"}):  # text stays text: searchable, and crisp at any zoom
         fig.savefig(out_file, format=fmt, metadata={"Date": None} if fmt == "svg" else None)  # no timestamp

@@ -2,7 +2,7 @@
 
 Each record is written and read here and nowhere else:
   TrainRecord    results/train/<candidate>/train_metrics.json  (what a training did and cost)
-  EvalRecord     results/eval/<candidate>/metrics.json         (lm-eval metrics of one model)
+  EvalRecord     results/eval/<split>/<candidate>/metrics.json (lm-eval metrics of one model on one item split)
   LevelDecision  results/search/level_<k>.json                 (one search level's contenders and choice)
 A file written by another record version, or with missing or unknown fields, is refused with a
 message that names it and says what to delete, instead of being read with guessed defaults.
@@ -95,12 +95,12 @@ class TrainRecord(Record):
 @dataclass(frozen=True)
 class EvalRecord(Record):
     KIND: ClassVar[str] = "eval_metrics"
-    VERSION: ClassVar[int] = 2
+    VERSION: ClassVar[int] = 3
 
     candidate: str
+    split: str  # the items scored: 'select' (what the search decides on) or 'confirm' (what the run reports)
     metrics: list[dict[str, Any]]  # one row per (format, task): format, task, metric, value in [0, 1], n
     batch_size: int
-    limit: int | float | None
     device: str
     wall_seconds: float
     total_params: int  # of the evaluated model (the base model's size for every candidate)

@@ -27,12 +27,13 @@ def candidate_scores(
     formats: Sequence[str],
     rank_format: str,
 ) -> dict[str, float]:
-    """Flat columns: spe, ver, uni (ver in the ranking format), and per format/group/task scores."""
+    """Flat columns: spe, ver, uni (ver in the ranking format), and per format/group/task scores, for
+    each of `formats` that the metrics hold (an evaluation on the select items has the ranking one only)."""
     values = metric_lookup(metric_rows)
     row: dict[str, float] = {}
     for (fmt, task), value in sorted(values.items()):
         row[f"score_{fmt}_{task}"] = value
-    for fmt in formats:
+    for fmt in [f for f in formats if f == rank_format or all((f, t) in values for ts in groups.values() for t in ts)]:
         by_group = group_scores(values, groups, fmt)
         for group, value in by_group.items():
             row[f"group_{fmt}_{group}"] = value
@@ -135,17 +136,29 @@ def paired_difference_intervals(
 ) -> dict[tuple[str, str], dict[str, tuple[float, float]]]:
     """(model, reference) -> metric -> percentile interval of model minus reference, for spe, ver
     and uni, from `resampled_scores`' output (paired: the same item and seed draws for every model)."""
+    tests = paired_difference_tests(resampled, pairs, level)
+    return {pair: {name: (low, high) for name, (low, high, _) in metrics.items()} for pair, metrics in tests.items()}
+
+
+def paired_difference_tests(
+    resampled: tuple[Sequence[str], Any, Any], pairs: Sequence[tuple[str, str]], level: float = 0.95,
+) -> dict[tuple[str, str], dict[str, tuple[float, float, float]]]:
+    """`paired_difference_intervals` with each difference's two-sided bootstrap p-value:
+    (model, reference) -> metric -> (low, high, p)."""
     import numpy as np
+
+    from cofitune.stats import bootstrap_p_value
 
     models, spe, ver = resampled
     values = {"spe": spe, "ver": ver, "uni": spe + ver}
     tail = (1.0 - level) / 2.0 * 100.0
-    out: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
+    out: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = {}
     for model, reference in pairs:
         i, j = list(models).index(model), list(models).index(reference)
-        out[(model, reference)] = {
-            name: tuple(float(x) for x in np.percentile(v[i] - v[j], [tail, 100.0 - tail])) for name, v in values.items()
-        }
+        out[(model, reference)] = {}
+        for name, v in values.items():
+            low, high = (float(x) for x in np.percentile(v[i] - v[j], [tail, 100.0 - tail]))
+            out[(model, reference)][name] = (low, high, bootstrap_p_value(v[i] - v[j]))
     return out
 
 

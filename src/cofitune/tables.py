@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
@@ -43,8 +44,8 @@ FIXED_SCHEMA = pa.schema(
         ("uni", pa.float64()),
         ("kl_base", pa.float64()),
         ("rank_format", pa.string()),
+        ("eval_split", pa.string()),  # select (a search node's run) or confirm (a reported model)
         ("eval_batch_size", pa.int64()),
-        ("eval_limit", pa.float64()),
         ("eval_wall_seconds", pa.float64()),
         ("seed", pa.int64()),
         ("config_hash", pa.string()),
@@ -58,6 +59,7 @@ SAMPLES_SCHEMA = pa.schema(
         ("format", pa.string()),
         ("task", pa.string()),
         ("doc_id", pa.int64()),
+        ("split", pa.string()),
         ("target", pa.string()),
         ("prediction", pa.string()),
         ("score", pa.float64()),
@@ -89,8 +91,8 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "final_loss": trained.final_loss,  # null for the base model and Wise-FT
         "kl_base": evaluated.kl_base,  # forgetting signal: KL(base || model) per token on the importance data
         "rank_format": evaluation["rank_format"],
+        "eval_split": evaluated.split,
         "eval_batch_size": evaluated.batch_size,
-        "eval_limit": evaluated.limit,
         "eval_wall_seconds": evaluated.wall_seconds,
         "seed": parse_replicate(evaluated.candidate)[1] or config["seed"],  # the training seed (a replicate's own)
         "config_hash": config_hash(config),
@@ -100,7 +102,8 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
 
 
 def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> pa.Table:
-    """One row per evaluated model: what it trained, its cost, its scores (fixed columns first)."""
+    """One row per evaluation (a model on one item split): what it trained, its cost, its scores
+    (fixed columns first). The chosen search node has two: select and confirm."""
     rows = [candidate_row(evaluated, trained, evaluation, config) for evaluated, trained in records]
     score_columns = sorted({k for row in rows for k in row} - set(FIXED_SCHEMA.names))
     schema = FIXED_SCHEMA
@@ -156,18 +159,44 @@ def pareto_front(points: Mapping[str, tuple[float, float]]) -> set[str]:
     return front
 
 
-def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tuple[float, float]]], final_id: str | None) -> pa.Table:
-    """One row per evaluated model: scores with 95% intervals, retention and gain, cost, Pareto flag."""
+@dataclass(frozen=True)
+class SplitReport:
+    """Which items the summary's numbers come from, and what the search saw of the node it chose."""
+    items: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> task -> items (`splits.split_item_counts`)
+    chosen_node: str | None = None  # the last search level's kept node
+    chosen_select_uni: float | None = None  # its Uni. on the select items (mean over its select runs)
+
+    def counts(self, split: str) -> tuple[int | None, int | None]:
+        """(fewest, most) items per task in `split` (None, None when the split was not evaluated)."""
+        values = list(self.items.get(split, {}).values())
+        return (min(values), max(values)) if values else (None, None)
+
+
+def chosen_on_select(levels: Sequence[LevelDecision]) -> tuple[str | None, float | None]:
+    """(the node the last search level kept, its Uni. there): what the search saw of its choice."""
+    if not levels:
+        return None, None
+    last = max(levels, key=lambda d: d.level)
+    return last.chosen_id, next(c["uni"] for c in last.contenders if c["node"] == last.chosen_id)
+
+
+def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tuple[float, float]]], final_id: str | None,
+                  report: SplitReport | None = None) -> pa.Table:
+    """One row per evaluated model: scores with 95% intervals, retention and gain, cost, Pareto flag,
+    the items they come from and, on the chosen search node's row, its selection optimism."""
+    report = report or SplitReport()
     rows = model_rows(candidates.to_pylist())
     by_id = {r["candidate"]: r for r in rows}
     base, full = by_id["base"], by_id.get("full_sft")
     front = pareto_front({r["candidate"]: (r["spe"], r["ver"]) for r in rows})
+    (confirm_min, confirm_max), (select_min, select_max) = report.counts("confirm"), report.counts("select")
     out = []
     for r in rows:
         label = "CoFiTune" if r["candidate"] == final_id else Method(r["method"]).recipe.display(r["candidate"])
         gain = None
         if full is not None and full["spe"] != base["spe"]:
             gain = (r["spe"] - base["spe"]) / (full["spe"] - base["spe"])
+        chosen = r["candidate"] == report.chosen_node and report.chosen_select_uni is not None
         row = {
             "candidate": r["candidate"], "label": label, "method": r["method"], "layer_range": r["layer_range"],
             "module_set": r["module_set"], "softmask": r["softmask"], "trainable_params": r["trainable_params"],
@@ -176,6 +205,10 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
             "spe": r["spe"], "ver": r["ver"], "uni": r["uni"], "kl_base": r["kl_base"],
             "ver_retention": r["ver"] / base["ver"] if base["ver"] else None, "spe_gain_ratio": gain,
             "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id, "n_seeds": r["n_seeds"],
+            "eval_split": r.get("eval_split"), "confirm_items_min": confirm_min, "confirm_items_max": confirm_max,
+            "select_items_min": select_min, "select_items_max": select_max, "search_chose": chosen,
+            "uni_select": report.chosen_select_uni if chosen else None,
+            "selection_optimism": report.chosen_select_uni - r["uni"] if chosen else None,
         }
         for metric in INTERVAL_METRICS:
             low, high = intervals.get(r["candidate"], {}).get(metric, (None, None))
@@ -183,7 +216,19 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
             row[f"{metric}_hi"] = None if high is None or math.isnan(high) else high
         out.append(row)
     out.sort(key=lambda row: (-row["uni"], row["candidate"]))
-    return pa.Table.from_pylist(out)
+    return pa.Table.from_pylist(out, schema=_summary_schema(out))
+
+
+def _summary_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema | None:
+    """Inferred, except the columns that may be all null in a run (no search: no select items)."""
+    if not rows:
+        return None
+    typed = {"uni_select": pa.float64(), "selection_optimism": pa.float64(), "confirm_items_min": pa.int64(),
+             "confirm_items_max": pa.int64(), "select_items_min": pa.int64(), "select_items_max": pa.int64(),
+             "eval_split": pa.string(), "kl_base": pa.float64(), "spe_gain_ratio": pa.float64(),
+             **{f"{m}_{end}": pa.float64() for m in INTERVAL_METRICS for end in ("lo", "hi")}}
+    inferred = pa.Table.from_pylist(list(rows)).schema
+    return pa.schema([pa.field(name, typed.get(name, inferred.field(name).type)) for name in inferred.names])
 
 
 AVERAGED_OVER_SEEDS = ("spe", "ver", "uni", "kl_base", "train_wall_seconds")
@@ -262,6 +307,7 @@ def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
             f"{_interval(row, 'ver_retention', '{:.0%}')} | {_interval(row, 'spe_gain_ratio', '{:.0%}')} | {row['train_wall_seconds']:.0f} |"
         )
     lines.append("")
+    lines += items_markdown(summary.to_pylist())
     lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)). "
                  "KL = mean KL(base || model) per token on the importance data (nats).")
     rho, n = kl_forgetting_correlation(summary.to_pylist())
@@ -270,6 +316,27 @@ def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
     if claims is not None:
         lines.append(claims_markdown(claims))
     return "\n".join(lines)
+
+
+def _per_task(low: int | None, high: int | None) -> str:
+    return f"{low} items per task" if low == high else f"{low}-{high} items per task"
+
+
+def items_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Which items the table's numbers come from, and the chosen node's selection optimism."""
+    if not rows or rows[0].get("confirm_items_min") is None:
+        return []
+    first = rows[0]
+    confirm = _per_task(first["confirm_items_min"], first["confirm_items_max"])
+    if first.get("select_items_min") is None:
+        return [f"Scores on the confirm items ({confirm}); no search ran.", ""]
+    lines = [f"Scores on the confirm items ({confirm}): no search decision saw them. The search chose its region on "
+             f"other items of the same tasks (select, {_per_task(first['select_items_min'], first['select_items_max'])})."]
+    for row in rows:
+        if row.get("selection_optimism") is not None:
+            lines.append(f"Selection optimism: node {row['candidate']}, the search's choice, scored Uni. {row['uni_select']:.1f} "
+                         f"on the select items that chose it and {row['uni']:.1f} on confirm ({row['selection_optimism']:+.1f}).")
+    return [*lines, ""]
 
 
 def full_sft_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -306,8 +373,8 @@ def search_confidence_markdown(trace: pa.Table) -> str:
     rows = trace.to_pylist()
     if not rows or rows[0].get("p_best") is None:
         return ""
-    lines = ["", "Search decisions (P(best): share of resamples over items and seeds in which a contender has the "
-             "highest Uni.; difference to the leader with its 95% interval):", ""]
+    lines = ["", "Search decisions, on the select items (P(best): share of resamples over items and seeds in which a "
+             "contender has the highest Uni.; difference to the leader with its 95% interval):", ""]
     for level in sorted({r["level"] for r in rows}):
         contenders = [r for r in rows if r["level"] == level]
         parts = [f"{r['node']}{' (kept)' if r['chosen'] else ''} P(best) {r['p_best']:.2f}, "

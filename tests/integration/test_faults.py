@@ -33,7 +33,7 @@ SECTIONS = {
                   "l2": {"enabled": False}, "hft": {"enabled": False}, "last_n": {"enabled": False}},
     "training": {"learning_rate": 1.0e-3, "max_steps": 60, "micro_batch_size": 4, "max_length": 128, "save_every_steps": 5,
                  "log_every_steps": 5},
-    "evaluation": {"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
+    "evaluation": {"batch_size": 8, "select": 4, "confirm": 4, "formats": ["plain"], "rank_format": "plain"},
 }
 TRAINED = Path("results/train/full_sft/trained.safetensors")
 
@@ -124,7 +124,7 @@ def test_an_evaluation_killed_midway_is_redone_and_nothing_else(undisturbed, tmp
     workdir, config = _new_run(tmp_path, "run")
     started = workdir / "results" / "logs" / "evaluate" / "full_sft.log"
     _kill_when(workdir, config, lambda: started.is_file() and "lm_eval" in started.read_text())
-    assert not (workdir / "results" / "eval" / "full_sft" / "metrics.json").exists()
+    assert not (workdir / "results" / "eval" / "confirm" / "full_sft" / "metrics.json").exists()
     trained_at = (workdir / TRAINED).stat().st_mtime_ns
     proc = _resume(workdir, config)
     assert "rule train_candidate" not in proc.stdout + proc.stderr and (workdir / TRAINED).stat().st_mtime_ns == trained_at

@@ -177,7 +177,7 @@ def test_a_sharded_workflow_with_two_processes_per_job_runs_through_the_rules(tm
                    "mofo": {"enabled": True}},
         training={"learning_rate": 1.0e-3, "max_steps": 4, "micro_batch_size": 4, "max_length": 128, "save_every_steps": 2,
                   "sharding": "fsdp", "launcher": "torchrun", "processes": 2},
-        evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"},
+        evaluation={"batch_size": 8, "select": 4, "confirm": 4, "formats": ["plain"], "rank_format": "plain"},
     )
     proc = snakemake(workdir, configfile=config)
     assert proc.returncode == 0, describe_failure(proc, workdir)

@@ -42,10 +42,11 @@ def test_the_final_model_scores_what_its_evaluation_job_scored(smoke, tmp_path, 
     config = io.read_yaml(PRESETS / "smoke.yaml")
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults, as the workflow does
     candidate = _final_id(smoke)
-    evaluate_candidate(smoke / "results" / "final", None, smoke / "results" / "tasks", evaluation_settings(config),
-                       candidate, tmp_path / "metrics.json", tmp_path / "samples.parquet")
+    evaluate_candidate(model_dir=smoke / "results" / "final", trained_file=None, tasks_dir=smoke / "results" / "tasks",
+                       evaluation=evaluation_settings(config), candidate_id=candidate, split="confirm",
+                       metrics_file=tmp_path / "metrics.json", samples_file=tmp_path / "samples.parquet")
     again = pq.read_table(tmp_path / "samples.parquet").to_pylist()
-    recorded = pq.read_table(smoke / "results" / "eval" / candidate / "samples.parquet").to_pylist()
+    recorded = pq.read_table(smoke / "results" / "eval" / "confirm" / candidate / "samples.parquet").to_pylist()
     assert len(again) == len(recorded) > 0
     assert [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in again] == \
            [(r["task"], r["doc_id"], r["prediction"], r["score"]) for r in recorded]

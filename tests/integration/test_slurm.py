@@ -112,7 +112,7 @@ def test_a_failed_job_shows_its_own_log(local_and_slurm):
     proc = snakemake(remote, "--profile", str(profile), *FAST_POLLING, configfile=config, cores=None)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    job_log = "results/logs/evaluate/full_sft.log"
+    job_log = "results/logs/evaluate/confirm/full_sft.log"
     assert re.search(rf"Error in rule evaluate_candidate:.*?log: {re.escape(job_log)}", output, re.DOTALL), output[-3000:]
     text = (remote / job_log).read_text()
     assert "Traceback" in text and "trained.safetensors: not a readable safetensors file" in text

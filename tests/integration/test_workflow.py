@@ -60,12 +60,21 @@ def _controls(workdir) -> set[str]:
     return {f"{_final(workdir)}-uniform", f"{_final(workdir)}-shuffled"}
 
 
+def _chosen_node(workdir):
+    return _final(workdir).removesuffix("_softmask")
+
+
 def test_candidates_table_schema_and_values(smoke):
     table = pq.read_table(smoke / "results" / "tables" / "candidates.parquet")
-    rows = {r["candidate"]: r for r in table.to_pylist()}
+    evaluations = {(r["candidate"], r["eval_split"]): r for r in table.to_pylist()}
+    assert len(evaluations) == table.num_rows
+    rows = {candidate: r for (candidate, _), r in evaluations.items()}
     replicates = _replicates(smoke)
     assert set(rows) == {"base"} | BASELINES | _search_nodes(smoke) | {_final(smoke)} | _controls(smoke) | replicates
     assert {r["model"] for r in rows.values()} == set(rows) - replicates
+    # search nodes on the select items; the reported models on confirm; the chosen node on both
+    assert {c for c, split in evaluations if split == "select"} == _search_nodes(smoke)
+    assert {c for c, split in evaluations if split == "confirm"} & _search_nodes(smoke) == {_chosen_node(smoke)}
     for name in ("layer_indices", "trainable_params", "spe", "ver", "uni", "config_hash", "versions", "eval_batch_size",
                  "seed", "score_plain_spe_arith", "score_chat_vk_world", "group_plain_reasoning", "ver_chat", "ver_plain"):
         assert name in table.column_names, name
@@ -75,6 +84,7 @@ def test_candidates_table_schema_and_values(smoke):
                 assert not math.isnan(value), (row["candidate"], key)
         assert row["uni"] == pytest.approx(row["spe"] + row["ver"])
         assert row["ver"] == row["ver_chat"]  # the smoke preset ranks by the chat format
+        assert (row["ver_plain"] is None) == (row["eval_split"] == "select")  # the search reads the ranking format only
         assert row["eval_batch_size"] == 8 and row["seed"] == (1235 if row["candidate"] in replicates else 1234)
         assert "torch" in row["versions"]
     assert rows["base"]["final_loss"] is None and rows["base"]["trainable_params"] == 0
@@ -87,13 +97,23 @@ def test_candidates_table_schema_and_values(smoke):
     assert len({r["config_hash"] for r in rows.values()}) == 1
 
 
-def test_samples_table_keeps_every_item(smoke):
+def test_samples_table_keeps_every_item_of_its_split(smoke):
     samples = pq.read_table(smoke / "results" / "tables" / "samples.parquet").to_pylist()
-    per_candidate = {c: sum(s["candidate"] == c for s in samples) for c in {s["candidate"] for s in samples}}
-    assert len(per_candidate) == len(_rows(smoke, "candidates"))
-    # 8 items each: 1 speciality task (plain) + 3 versatility tasks in 2 formats
-    assert set(per_candidate.values()) == {8 * (1 + 3 * 2)}
+    evaluations = {(s["candidate"], s["split"]) for s in samples}
+    per_evaluation = {e: sum((s["candidate"], s["split"]) == e for s in samples) for e in evaluations}
+    assert len(per_evaluation) == len(_rows(smoke, "candidates"))
+    # 8 items each: 1 speciality task (plain) + 3 versatility tasks, on select in the ranking format
+    # only, on confirm in both formats
+    assert {n for (_, split), n in per_evaluation.items() if split == "select"} == {8 * (1 + 3)}
+    assert {n for (_, split), n in per_evaluation.items() if split == "confirm"} == {8 * (1 + 3 * 2)}
     assert all(s["score"] in (0.0, 1.0) for s in samples)
+    for task in {s["task"] for s in samples}:  # the same items for every model of a split, none in both
+        items = {split: {(s["candidate"], s["format"]): set() for s in samples if s["split"] == split} for split in ("select", "confirm")}
+        for s in samples:
+            if s["task"] == task:
+                items[s["split"]][(s["candidate"], s["format"])].add(s["doc_id"])
+        select, confirm = ({frozenset(v) for v in items[split].values() if v} for split in ("select", "confirm"))
+        assert len(select) == len(confirm) == 1 and not set(next(iter(select))) & set(next(iter(confirm))), task
 
 
 def test_trained_tensors_are_exactly_the_region_and_really_trained(smoke):
@@ -142,7 +162,7 @@ def test_soft_masked_candidates_use_the_importance(smoke):
 def test_greedy_search_trains_seven_nodes_and_each_choice_is_the_parquet_argmax(smoke):
     trace = _rows(smoke, "search_trace")
     assert len(_search_nodes(smoke)) == 7 and {r["level"] for r in trace} == {1, 2, 3}
-    uni = {r["candidate"]: r["uni"] for r in _rows(smoke, "candidates")}
+    uni = {r["candidate"]: r["uni"] for r in _rows(smoke, "candidates") if r["eval_split"] == "select"}
     for level in (1, 2, 3):
         contenders = [r for r in trace if r["level"] == level]
         (chosen,) = [r for r in contenders if r["chosen"]]
@@ -165,7 +185,7 @@ def test_a_replicate_changes_the_trained_weights_and_nothing_else(smoke):
         assert a.keys() == b.keys() and any(not torch.equal(a[n], b[n]) for n in a)
     summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
     assert summary["full_sft"]["n_seeds"] == summary[_final(smoke)]["n_seeds"] == 2 and summary["base"]["n_seeds"] == 1
-    candidates = {r["candidate"]: r for r in _rows(smoke, "candidates")}
+    candidates = {r["candidate"]: r for r in _rows(smoke, "candidates") if r["eval_split"] == "confirm"}
     assert summary["full_sft"]["uni"] == pytest.approx((candidates["full_sft"]["uni"] + candidates["full_sft_seed1235"]["uni"]) / 2)
 
 
@@ -184,7 +204,8 @@ def test_the_claims_compare_replicated_models_with_paired_intervals(smoke):
     for row in claims:
         assert row["diff"] == pytest.approx(summary[row["model"]][row["metric"]] - summary[row["reference"]][row["metric"]])
         assert row["diff_lo"] <= row["diff_hi"] and row["verdict"] in ("higher", "lower", "undecided")
-        assert (row["verdict"] == "undecided") == (row["diff_lo"] <= 0.0 <= row["diff_hi"])
+        assert row["p_value"] <= row["p_holm"] <= 1.0  # Holm over the whole table never lowers a p-value
+        assert (row["verdict"] == "undecided") == (row["p_holm"] > 0.05 or row["diff"] == 0.0)
     markdown = (smoke / "results" / "tables" / "summary.md").read_text()
     assert f"- fine level: CoFiTune vs node {fine['uni']['reference']} (2 vs 2 seed(s)): Spe. " in markdown
 
@@ -199,10 +220,27 @@ def test_summary_has_intervals_retention_and_gain(smoke):
     assert "**CoFiTune**" in markdown and "Full SFT" in markdown and "LoRA" in markdown
 
 
+def test_the_summary_reports_confirm_items_and_the_chosen_nodes_selection_optimism(smoke):
+    summary = {r["candidate"]: r for r in _rows(smoke, "summary")}
+    assert set(summary) & _search_nodes(smoke) == {_chosen_node(smoke)}  # the other nodes stay in the search trace
+    node = summary[_chosen_node(smoke)]
+    trace = next(r for r in _rows(smoke, "search_trace") if r["level"] == 3 and r["chosen"])
+    assert node["uni_select"] == pytest.approx(trace["uni"]) and node["search_chose"]
+    assert node["selection_optimism"] == pytest.approx(trace["uni"] - node["uni"])
+    assert all(r["selection_optimism"] is None for c, r in summary.items() if c != _chosen_node(smoke))
+    assert {(r["confirm_items_min"], r["select_items_max"], r["eval_split"]) for r in summary.values()} == {(8, 8, "confirm")}
+    markdown = (smoke / "results" / "tables" / "summary.md").read_text()
+    assert "Scores on the confirm items (8 items per task): no search decision saw them" in markdown
+    assert f"Selection optimism: node {_chosen_node(smoke)}, the search's choice, scored Uni. " in markdown
+    assert "Search decisions, on the select items" in markdown
+    card = (smoke / "results" / "final" / "README.md").read_text()
+    assert "Scores on the confirm items (8 items per task)" in card and "no selection optimism" in card
+
+
 def test_every_rule_wrote_its_log_and_benchmark(smoke):
     logs = {p.relative_to(smoke / "results" / "logs").as_posix() for p in (smoke / "results" / "logs").rglob("*.log")}
     assert {"prepare_model.log", "prepare_data.log", "make_tasks.log", "aggregate_tables.log", "train/full_sft.log",
-            "evaluate/base.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log",
+            "evaluate/confirm/base.log", "evaluate/select/0-0.5_mha+ffn.log", "importance/sft.log", "combine_importance.log", "tabulate_importance.log",
             "search/level_1.log", "summarise_results.log", "plot_results.log", "train/wise_ft_0.5.log",
             "write_final_model.log", "export_region.log", "draw_search_tree.log", "render_summary_page.log",
             "render_model_card_page.log"} <= logs
@@ -221,14 +259,14 @@ def test_forcing_one_node_reruns_it_and_its_dependents_only(smoke):
     # the tables, and what shows them: plots, report pages, the final model's card (its weights are rewritten too)
     downstream = {"aggregate_tables": 1, "summarise_results": 1, "plot_results": 1, "draw_search_tree": 1,
                   "render_summary_page": 1, "write_final_model": 1, "render_model_card_page": 1, "all": 1}
-    proc = snakemake(smoke, "-n", "--forcerun", "results/eval/lora/metrics.json")
+    proc = snakemake(smoke, "-n", "--forcerun", "results/eval/confirm/lora/metrics.json")
     assert planned_jobs(proc.stdout) == {"evaluate_candidate": 1, **downstream}, proc.stdout[-2000:]
     proc = snakemake(smoke, "-n", "--forcerun", "results/train/lora/trained.safetensors")
     assert planned_jobs(proc.stdout) == {"train_candidate": 1, "evaluate_candidate": 1, **downstream}
 
 
 def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
-    evaluation = {"batch_size": 4, "limit": 8, "formats": ["plain", "chat"], "rank_format": "chat"}
+    evaluation = {"batch_size": 4, "select": 8, "confirm": 8, "formats": ["plain", "chat"], "rank_format": "chat"}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "eval_bs4", evaluation=evaluation))
     jobs = planned_jobs(proc.stdout)
     assert "train_candidate" not in jobs and "estimate_importance" not in jobs, proc.stdout[-2000:]
@@ -281,7 +319,8 @@ def test_after_a_level_only_the_next_level_is_planned(smoke, tmp_path):
     level3 = [r["node"] for r in _rows(copy, "search_trace") if r["level"] == 3][1:]  # the two new nodes
     for node in [*level3, _final(copy)]:
         shutil.rmtree(copy / "results" / "train" / node)
-        shutil.rmtree(copy / "results" / "eval" / node)
+        for split in ("select", "confirm"):
+            shutil.rmtree(copy / "results" / "eval" / split / node, ignore_errors=True)
     (copy / "results" / "search" / "level_3.json").unlink()
     for table in ("candidates.parquet", "samples.parquet", "summary.parquet", "summary.md", "search_trace.parquet"):
         (copy / "results" / "tables" / table).unlink()  # a run stopped after level 2 had not made them yet
@@ -295,7 +334,7 @@ def test_after_a_level_only_the_next_level_is_planned(smoke, tmp_path):
 def test_a_run_killed_during_a_level_retrains_nothing_finished(tmp_path):
     workdir = scratch_workdir(tmp_path)
     config = variant(workdir, "killed", baselines={"full_sft": False, "v_softmask": False},
-                     evaluation={"batch_size": 8, "limit": 4, "formats": ["plain"], "rank_format": "plain"})
+                     evaluation={"batch_size": 8, "select": 4, "confirm": 4, "formats": ["plain"], "rank_format": "plain"})
     level1 = {"0-0.5_mha+ffn", "0.25-0.75_mha+ffn", "0.5-1_mha+ffn"}
 
     def trained() -> set[str]:  # outputs are written atomically: present means that training finished

@@ -7,7 +7,9 @@ import torch
 
 from cofitune import io
 from cofitune.evaluate import EvalPlan, evaluate_model, resolve_metric
+from cofitune.splits import CONFIRM, SELECT, SplitSizes, documents_for
 from cofitune.stages.data import make_tasks
+from cofitune.stages.evaluate import eval_plan
 
 
 @pytest.fixture
@@ -38,6 +40,50 @@ def test_a_real_lm_eval_run_keeps_every_item_in_both_formats(task_dir, tiny_llam
         assert sum(s["score"] for s in items) / len(items) == pytest.approx(metric["value"])
     again = evaluate_model(model, tokenizer, plan)
     assert again.samples == output.samples  # deterministic
+
+
+def _yaml_task(folder, rows):
+    """A hand-written lm-eval YAML task under an include_path folder (not built by cofitune)."""
+    folder.mkdir()
+    io.write_jsonl(folder / "rows.jsonl", rows)
+    (folder / "echo.yaml").write_text(
+        "task: echo\ndataset_path: json\n"
+        f"dataset_kwargs: {{data_files: {{test: {folder / 'rows.jsonl'}}}}}\ntest_split: test\n"
+        "output_type: generate_until\ndoc_to_text: '{{question}}'\ndoc_to_target: '{{answer}}'\n"
+        "generation_kwargs: {until: ['\\n'], max_gen_toks: 2, do_sample: false}\n"
+        "metric_list: [{metric: exact_match}]\nmetadata: {version: 1}\n")
+
+
+def test_each_split_reaches_lm_eval_as_the_documents_it_names(task_dir, tmp_path, tiny_llama):
+    """A local task (cofitune's own YAML) and a hand-written YAML task under include_path: lm-eval
+    scores exactly the split's documents, and each logged doc_id is the document it scored (its
+    target is that row's answer)."""
+    model, tokenizer = tiny_llama
+    echo = [{"question": f"Say {i}.", "answer": f"a{i}"} for i in range(9)]
+    _yaml_task(tmp_path / "extra", echo)
+    sizes = SplitSizes(2, 3)
+    seen = {}
+    for split in (SELECT, CONFIRM):
+        plan = EvalPlan(speciality=("spe_add",), groups={"g": ("echo",)}, formats=("plain",), batch_size=4,
+                        include_path=(str(task_dir), str(tmp_path / "extra")), split=split, sizes=sizes, seed=5)
+        output = evaluate_model(model, tokenizer, plan)
+        expected = documents_for(split, {"spe_add": 6, "echo": 9}, sizes, seed=5)
+        for task, targets in (("spe_add", [str(i + 1) for i in range(6)]), ("echo", [r["answer"] for r in echo])):
+            rows = [s for s in output.samples if s["task"] == task]
+            assert [r["doc_id"] for r in rows] == expected[task] and {r["split"] for r in rows} == {split}
+            assert [r["target"] for r in rows] == [targets[i] for i in expected[task]]
+        assert {m["task"]: m["n"] for m in output.metrics} == {"spe_add": 2 if split == SELECT else 3, "echo": 2 if split == SELECT else 3}
+        seen[split] = {(s["task"], s["doc_id"]) for s in output.samples}
+    assert not seen[SELECT] & seen[CONFIRM]
+
+
+def test_search_nodes_are_scored_in_the_ranking_format_only():
+    evaluation = {"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain", "chat"], "rank_format": "chat",
+                  "batch_size": 8, "select": 40, "confirm": 100, "seed": 3}
+    select, confirm = eval_plan(evaluation, "tasks", SELECT), eval_plan(evaluation, "tasks", CONFIRM)
+    assert (select.passes(), select.tasks_for("plain"), select.tasks_for("chat")) == (["plain", "chat"], ["spe_a"], ["t"])
+    assert (confirm.passes(), confirm.tasks_for("plain")) == (["plain", "chat"], ["spe_a", "t"])
+    assert select.sizes == confirm.sizes == SplitSizes(40, 100) and (select.split, confirm.split) == (SELECT, CONFIRM)
 
 
 def test_metric_resolution():

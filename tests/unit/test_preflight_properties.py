@@ -22,7 +22,7 @@ SMOKE = io.read_yaml(REPO / "workflow" / "presets" / "smoke.yaml")
 KEYS = [
     "seed", "results_dir", "training.learning_rate", "training.epochs", "training.max_steps", "training.micro_batch_size",
     "training.warmup_ratio", "training.max_length", "training.max_dropped_share", "training.adam_betas",
-    "training.max_grad_norm", "training.length_split_tokens", "evaluation.limit", "evaluation.batch_size",
+    "training.max_grad_norm", "training.length_split_tokens", "evaluation.select", "evaluation.confirm", "evaluation.batch_size",
     "evaluation.device", "evaluation.kl_examples", "evaluation.formats", "replicates.seeds", "replicates.models",
     "importance.max_examples", "importance.dropout", "importance.temperature", "search.tie_band", "search.fine_controls",
     "baselines.full_sft", "baselines.wise_ft.alphas", "softmask.apply", "speciality.train",

@@ -10,7 +10,7 @@ from cofitune.records import EvalRecord, LevelDecision, RecordError, TrainRecord
 
 def _eval_record():
     return EvalRecord(candidate="base", metrics=[{"format": "plain", "task": "t", "metric": "acc,none", "value": 0.5, "n": 4}],
-                      batch_size=8, limit=4, device="cpu", wall_seconds=1.5, total_params=1000, kl_base=0.25,
+                      split="confirm", batch_size=8, device="cpu", wall_seconds=1.5, total_params=1000, kl_base=0.25,
                       kl_tokens=40)
 
 
@@ -38,7 +38,7 @@ def test_a_stale_or_foreign_file_is_refused_naming_it(tmp_path):
         TrainRecord.read(path)
     data = io.read_json(path)
     io.write_json(path, {**data, "version": 99})
-    with pytest.raises(RecordError, match="record version 99, this cofitune reads 2"):
+    with pytest.raises(RecordError, match="record version 99, this cofitune reads 3"):
         EvalRecord.read(path)
     io.write_json(path, {**{k: v for k, v in data.items() if k != "device"}, "colour": "red"})
     with pytest.raises(RecordError, match=r"missing fields \['device'\] and unknown fields \['colour'\]"):

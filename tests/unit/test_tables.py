@@ -6,7 +6,14 @@ import pytest
 
 from cofitune.candidates import BASE, candidate_from_spec
 from cofitune.records import EvalRecord, LevelDecision, TrainRecord
-from cofitune.tables import candidates_table, markdown_report, search_trace_table, summary_table
+from cofitune.tables import (
+    SplitReport,
+    candidates_table,
+    chosen_on_select,
+    markdown_report,
+    search_trace_table,
+    summary_table,
+)
 
 EVALUATION = {"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain"], "rank_format": "plain"}
 CONFIG = {"seed": 7}
@@ -15,7 +22,7 @@ CONFIG = {"seed": 7}
 def _evaluated(candidate, spe, ver):
     metrics = [{"format": "plain", "task": "spe_a", "metric": "acc,none", "value": spe, "n": 2},
                {"format": "plain", "task": "t", "metric": "acc,none", "value": ver, "n": 2}]
-    return EvalRecord(candidate=candidate, metrics=metrics, batch_size=8, limit=2, device="cpu", wall_seconds=1.0, total_params=100,
+    return EvalRecord(candidate=candidate, metrics=metrics, split="confirm", batch_size=8, device="cpu", wall_seconds=1.0, total_params=100,
                       kl_base=0.0 if candidate == "base" else 0.1, kl_tokens=10)
 
 
@@ -54,6 +61,27 @@ def test_summary_labels_and_markdown_name_each_method(table):
                       "wise_ft_0.5": "Wise-FT (0.5)"}
     markdown = markdown_report(summary)
     assert "| node 0.25-0.5_ffn" in markdown and "| **CoFiTune**" in markdown and "| Wise-FT (0.5)" in markdown
+
+
+def test_the_summary_says_which_items_its_numbers_come_from_and_the_chosen_nodes_optimism(table):
+    levels = [LevelDecision(level=1, mode="greedy", chosen_id="0-0.5_ffn", contenders=[
+                  {"node": "0-0.5_ffn", "layer_range": "0-0.5", "module_set": "ffn", "spe": 60.0, "ver": 40.0, "uni": 100.0}]),
+              LevelDecision(level=2, mode="greedy", chosen_id="0.25-0.5_ffn", contenders=[
+                  {"node": "0.25-0.5_ffn", "layer_range": "0.25-0.5", "module_set": "ffn", "spe": 70.0, "ver": 42.0, "uni": 112.0},
+                  {"node": "0.5-1_ffn", "layer_range": "0.5-1", "module_set": "ffn", "spe": 50.0, "ver": 40.0, "uni": 90.0}])]
+    assert chosen_on_select(levels) == ("0.25-0.5_ffn", 112.0) and chosen_on_select([]) == (None, None)
+    report = SplitReport({"select": {"spe_a": 40, "t": 40}, "confirm": {"spe_a": 100, "t": 80}}, *chosen_on_select(levels))
+    rows = {r["candidate"]: r for r in summary_table(table, {}, "0.25-0.5_ffn_softmask", report).to_pylist()}
+    node = rows["0.25-0.5_ffn"]  # 100.0 on confirm (spe 50 + ver 50)
+    assert (node["uni_select"], node["selection_optimism"], node["search_chose"]) == (112.0, 12.0, True)
+    assert rows["base"]["selection_optimism"] is None and not rows["base"]["search_chose"]
+    assert (rows["base"]["confirm_items_min"], rows["base"]["confirm_items_max"], rows["base"]["select_items_min"]) == (80, 100, 40)
+    markdown = markdown_report(summary_table(table, {}, "0.25-0.5_ffn_softmask", report))
+    assert "Scores on the confirm items (80-100 items per task): no search decision saw them" in markdown
+    assert "(select, 40 items per task)" in markdown
+    assert "Selection optimism: node 0.25-0.5_ffn, the search's choice, scored Uni. 112.0 on the select items that chose it and 100.0 on confirm (+12.0)." in markdown
+    no_search = markdown_report(summary_table(table, {}, None, SplitReport({"confirm": {"spe_a": 100, "t": 100}})))
+    assert "Scores on the confirm items (100 items per task); no search ran." in no_search
 
 
 def test_the_search_trace_uses_the_tables_vocabulary_and_links_parents():

@@ -36,6 +36,7 @@ from cofitune.configuration import check_config, check_config_files, check_input
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
 from cofitune.records import LevelDecision
+from cofitune.splits import CONFIRM, SELECT, SPLITS
 from cofitune.stages.evaluate import evaluation_settings
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -52,6 +53,7 @@ for warning in check_inputs(config, project=REPO):
 
 wildcard_constraints:
     candidate=ID_PATTERN,
+    split="|".join(SPLITS),
 
 
 # ---------------------------------------------------------------- paths: one helper per output family
@@ -107,12 +109,12 @@ def train_metrics(candidate):
     return train_dir(candidate) / "train_metrics.json"
 
 
-def eval_metrics(candidate):
-    return RESULTS / "eval" / candidate / "metrics.json"
+def eval_metrics(candidate, split=CONFIRM):
+    return RESULTS / "eval" / split / candidate / "metrics.json"
 
 
-def eval_samples(candidate):
-    return RESULTS / "eval" / candidate / "samples.parquet"
+def eval_samples(candidate, split=CONFIRM):
+    return RESULTS / "eval" / split / candidate / "samples.parquet"
 
 
 def importance_source(source):
@@ -282,15 +284,34 @@ def known_candidates():
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 
 
-def evaluated_candidates(wildcards=None):
-    """Every model in the tables, in a stable order: base, baselines and extras, search nodes, final."""
-    ids = [BASE_ID, *CANDIDATE_SPECS]
-    nodes = [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
+def search_nodes():
+    return [n.id for level in SEARCH_LEVELS for n in level_contenders(level)]
+
+
+def reported_candidates(wildcards=None):
+    """The models the run reports, scored on the confirm items, in a stable order: base, baselines
+    and extras, the final model, the chosen node (its region unmasked) and the fine level's controls."""
     final = [final_candidate()] if SEARCH_LEVELS else []
-    ids = list(dict.fromkeys([*ids, *nodes, *final, *final_controls()]))
-    groups = dict(zip(REPLICATE_GROUPS, [final, final_unmasked(), final_controls(), BASELINE_IDS, nodes], strict=True))
+    ids = list(dict.fromkeys([BASE_ID, *CANDIDATE_SPECS, *final, *final_unmasked(), *final_controls()]))
+    groups = dict(zip(REPLICATE_GROUPS, [final, final_unmasked(), final_controls(), BASELINE_IDS, search_nodes()], strict=True))
     return with_replicates(ids, groups, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
+
+
+def searched_runs(wildcards=None):
+    """Every run of every search node, once (a kept parent contends again one level down), scored
+    on the select items (what the search decides on)."""
+    return list(dict.fromkeys(r for level in SEARCH_LEVELS for runs in level_runs(level).values() for r in runs))
+
+
+def evaluations(wildcards=None):
+    """(candidate, split) of every evaluation the tables hold: the search on select, the reported models on confirm."""
+    return [*((c, SELECT) for c in searched_runs()), *((c, CONFIRM) for c in reported_candidates())]
+
+
+def evaluated_candidates(wildcards=None):
+    """Every evaluated model, once, whichever split."""
+    return list(dict.fromkeys(c for c, _ in evaluations()))
 
 
 def deliverables():

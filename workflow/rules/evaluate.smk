@@ -1,5 +1,5 @@
-# lm-eval speciality and versatility benchmarks of one candidate (the base model is evaluated
-# once as the candidate "base" and reused by every comparison).
+# lm-eval speciality and versatility benchmarks of one candidate on one item split: search nodes
+# on select, the reported models on confirm (the base model once, as the candidate "base").
 rule evaluate_candidate:
     input:
         unpack(trained_tensors),
@@ -7,8 +7,8 @@ rule evaluate_candidate:
         tasks=TASKS_DIR,
         kl_data=KL_DATA,
     output:
-        metrics=eval_metrics("{candidate}"),
-        samples=eval_samples("{candidate}"),
+        metrics=eval_metrics("{candidate}", "{split}"),
+        samples=eval_samples("{candidate}", "{split}"),
     params:
         evaluation=EVALUATION,
         code=code_hash("cofitune.stages.evaluate:evaluate_candidate"),
@@ -16,9 +16,9 @@ rule evaluate_candidate:
     resources:
         gpu=config["gpus"]["evaluate"],
     log:
-        log_file("evaluate/{candidate}"),
+        log_file("evaluate/{split}/{candidate}"),
     benchmark:
-        benchmark_file("evaluate/{candidate}")
+        benchmark_file("evaluate/{split}/{candidate}")
     conda:
         "../../envs/cofitune.yaml"
     script:

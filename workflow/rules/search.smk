@@ -4,8 +4,9 @@
 # rerun after a kill retrains nothing that finished.
 checkpoint decide_level:
     input:
-        metrics=lambda wc: [eval_metrics(r) for runs in level_runs(wc.level).values() for r in runs],
-        samples=lambda wc: [eval_samples(r) for runs in level_runs(wc.level).values() for r in runs],
+        # the search decides on the select items only
+        metrics=lambda wc: [eval_metrics(r, SELECT) for runs in level_runs(wc.level).values() for r in runs],
+        samples=lambda wc: [eval_samples(r, SELECT) for runs in level_runs(wc.level).values() for r in runs],
         train=lambda wc: [train_metrics(n.id) for n in level_contenders(int(wc.level))],
     output:
         level_decision("{level}"),

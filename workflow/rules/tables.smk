@@ -1,13 +1,12 @@
 rule aggregate_tables:
     input:
-        metrics=lambda wc: [eval_metrics(c) for c in evaluated_candidates()],
-        samples=lambda wc: [eval_samples(c) for c in evaluated_candidates()],
+        metrics=lambda wc: [eval_metrics(c, split) for c, split in evaluations()],
+        samples=lambda wc: [eval_samples(c, split) for c, split in evaluations()],
         train=lambda wc: [train_metrics(c) for c in trained_candidates()],
     output:
         candidates=TABLES[0],
         samples=TABLES[1],
     params:
-        candidates=evaluated_candidates,
         trained=trained_candidates,
         evaluation=EVALUATION,
         config=config,

@@ -3,7 +3,7 @@ from cofitune.stages.tables import aggregate
 
 with logged_to(snakemake.log[0]):
     aggregate(
-        snakemake.params.candidates, snakemake.input.metrics, dict(zip(snakemake.params.trained, snakemake.input.train, strict=True)),
-        snakemake.input.samples, snakemake.params.evaluation, snakemake.params.config,
-        snakemake.output.candidates, snakemake.output.samples,
+        metrics_files=snakemake.input.metrics, train_metrics_files=dict(zip(snakemake.params.trained, snakemake.input.train, strict=True)),
+        samples_files=snakemake.input.samples, evaluation=snakemake.params.evaluation, config=snakemake.params.config,
+        candidates_out=snakemake.output.candidates, samples_out=snakemake.output.samples,
     )

@@ -6,6 +6,7 @@ from cofitune.stages.evaluate import evaluate_candidate
 torch.set_num_threads(snakemake.threads)
 with logged_to(snakemake.log[0]):
     evaluate_candidate(
-        snakemake.input.model, snakemake.input.get("trained"), snakemake.input.tasks, snakemake.params.evaluation,
-        snakemake.wildcards.candidate, snakemake.output.metrics, snakemake.output.samples, snakemake.input.kl_data,
+        model_dir=snakemake.input.model, trained_file=snakemake.input.get("trained"), tasks_dir=snakemake.input.tasks,
+        evaluation=snakemake.params.evaluation, candidate_id=snakemake.wildcards.candidate, split=snakemake.wildcards.split,
+        metrics_file=snakemake.output.metrics, samples_file=snakemake.output.samples, kl_files=snakemake.input.kl_data,
     )

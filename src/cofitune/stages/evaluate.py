@@ -1,4 +1,8 @@
-"""Rule `evaluate_candidate`: lm-eval speciality and versatility benchmarks of one model."""
+"""Rule `evaluate_candidate`: lm-eval speciality and versatility benchmarks of one model on one item split.
+
+On *select* (search nodes: what the search decides on) only what the decision reads is scored: the
+speciality tasks and the versatility tasks in `rank_format`, no KL. On *confirm* (the models the run
+reports) every configured format and the KL forgetting signal."""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 from cofitune import io, regions
 from cofitune.records import EvalRecord
+from cofitune.splits import CONFIRM, SELECT, SplitSizes
 from cofitune.stages.common import load_candidate_model, resolve_device
 from cofitune.tasks import SPECIALITY_PREFIX
 
@@ -28,17 +33,20 @@ def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path):
-    """The workflow's evaluation settings (config section plus resolved task names) as an EvalPlan."""
+def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path, split: str = CONFIRM):
+    """The workflow's evaluation settings (config section plus resolved task names) as the EvalPlan
+    of one item split: *select* scores versatility in `rank_format` only, *confirm* in every format."""
     from cofitune.evaluate import EvalPlan
 
+    formats = (evaluation["rank_format"],) if split == SELECT else tuple(evaluation["formats"])
     return EvalPlan(
         speciality=tuple(evaluation["speciality"]),
         groups={g: tuple(t) for g, t in evaluation["groups"].items()},
-        formats=tuple(evaluation["formats"]),
+        formats=formats,
         include_path=(str(Path(tasks_dir).resolve()), *evaluation.get("include_path", [])),
         batch_size=evaluation["batch_size"],
-        limit=evaluation.get("limit"),
+        split=split,
+        sizes=SplitSizes.from_config(evaluation),
         metrics=evaluation.get("metrics", {}),
         seed=evaluation["seed"],
     )
@@ -46,22 +54,23 @@ def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path):
 
 def evaluate_candidate(
     model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
-    candidate_id: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
+    candidate_id: str, split: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
 ) -> None:
     from cofitune.evaluate import evaluate_model
     from cofitune.tables import samples_table
 
-    plan = eval_plan(evaluation, tasks_dir)
+    plan = eval_plan(evaluation, tasks_dir, split)
     model, tokenizer = load_candidate_model(model_dir, trained_file)
     device = resolve_device(evaluation.get("device", "auto"))
     model.to(device)
     start = time.perf_counter()
     output = evaluate_model(model, tokenizer, plan, device=device)
     wall_seconds = time.perf_counter() - start
-    kl, kl_tokens = kl_from_base(model, tokenizer, model_dir, trained_file, kl_files, evaluation, device)
+    # the forgetting signal is reported with the confirm scores only; the search does not read it
+    kl, kl_tokens = kl_from_base(model, tokenizer, model_dir, trained_file, kl_files if split == CONFIRM else (), evaluation, device)
     io.write_parquet(samples_file, samples_table(candidate_id, output.samples))
     EvalRecord(
-        candidate=candidate_id, metrics=output.metrics, batch_size=plan.batch_size, limit=plan.limit, device=device,
+        candidate=candidate_id, split=split, metrics=output.metrics, batch_size=plan.batch_size, device=device,
         wall_seconds=wall_seconds, total_params=regions.count_parameters(model), kl_base=kl, kl_tokens=kl_tokens,
     ).write(metrics_file)
 

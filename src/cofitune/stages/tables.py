@@ -12,19 +12,19 @@ from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 
 
 def aggregate(
-    candidate_ids: Sequence[str], metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path],
-    samples_files: Sequence[str | Path], evaluation: Mapping[str, Any], config: Mapping[str, Any],
-    candidates_out: str | Path, samples_out: str | Path,
+    metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path], samples_files: Sequence[str | Path],
+    evaluation: Mapping[str, Any], config: Mapping[str, Any], candidates_out: str | Path, samples_out: str | Path,
 ) -> None:
-    """candidates.parquet (one row per model) and samples.parquet (one row per evaluated item)."""
+    """candidates.parquet (one row per evaluation: a model on one item split) and samples.parquet
+    (one row per evaluated item)."""
     import pyarrow as pa
 
     from cofitune.tables import candidates_table
 
     records = []
-    for candidate_id, metrics_file in zip(candidate_ids, metrics_files, strict=True):
+    for metrics_file in metrics_files:
         evaluated = EvalRecord.read(metrics_file)
-        train_file = train_metrics_files.get(candidate_id)
+        train_file = train_metrics_files.get(evaluated.candidate)
         trained = TrainRecord.read(train_file) if train_file else TrainRecord.untrained(
             BASE.describe(), {}, [], evaluated.total_params, config["seed"])
         records.append((evaluated, trained))
@@ -37,29 +37,49 @@ def summarise(
     evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
     claims_out: str | Path,
 ) -> None:
-    """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search trace."""
-    from cofitune.claims import claims_for, claims_table
-    from cofitune.scores import item_scores_by_task, paired_difference_intervals, resampled_intervals, resampled_scores
-    from cofitune.tables import markdown_report, search_confidence_markdown, search_trace_table, summary_table
+    """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search
+    trace. The summary and the claims read the confirm evaluations only; the chosen search node's
+    select score (what the search saw) stands beside its confirm score as the selection optimism."""
+    import pyarrow.compute as pc
 
-    candidates = io.read_parquet(candidates_file)
+    from cofitune.claims import claims_for, claims_table
+    from cofitune.scores import item_scores_by_task, paired_difference_tests, resampled_intervals, resampled_scores
+    from cofitune.splits import CONFIRM, split_item_counts
+    from cofitune.tables import (
+        SplitReport,
+        chosen_on_select,
+        markdown_report,
+        search_confidence_markdown,
+        search_trace_table,
+        summary_table,
+    )
+
+    evaluations = io.read_parquet(candidates_file)
+    candidates = evaluations.filter(pc.equal(evaluations["eval_split"], CONFIRM))
     ids = candidates.column("candidate").to_pylist()
     replicates: dict[str, list[str]] = {}
     for candidate, model in zip(ids, candidates.column("model").to_pylist(), strict=True):
         replicates.setdefault(model, []).append(candidate)
-    item_scores = item_scores_by_task(io.read_parquet(samples_file).to_pylist())
-    # one set of paired draws serves the summary's intervals and the claims' differences
+    samples = io.read_parquet(samples_file).to_pylist()
+    item_scores = item_scores_by_task(s for s in samples if s["split"] == CONFIRM)
+    # one set of paired draws serves the summary's intervals and the claims' tests; enough of them
+    # that a Holm-adjusted p-value over a few dozen rows can reach 0.05 at all
     resampled = resampled_scores(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
-                                 seed=seed, replicates=replicates)
-    summary = summary_table(candidates, resampled_intervals(resampled, {"base": "base", "full_sft": "full_sft"}), final_id)
+                                 n_resamples=RESAMPLES, seed=seed, replicates=replicates)
+    levels = [LevelDecision.read(p) for p in level_files]
+    report = SplitReport(split_item_counts(samples), *chosen_on_select(levels))
+    summary = summary_table(candidates, resampled_intervals(resampled, {"base": "base", "full_sft": "full_sft"}), final_id, report)
     rows = summary.to_pylist()
     claims = claims_for(rows, final_id)
-    claims = claims_table(rows, claims, paired_difference_intervals(resampled, [(c.model, c.reference) for c in claims]))
-    trace = search_trace_table([LevelDecision.read(p) for p in level_files])
+    claims = claims_table(rows, claims, paired_difference_tests(resampled, [(c.model, c.reference) for c in claims]))
+    trace = search_trace_table(levels)
     io.write_parquet(summary_out, summary)
     io.write_parquet(claims_out, claims)
     io.write_text(markdown_out, markdown_report(summary, claims) + "\n" + search_confidence_markdown(trace) + "\n")
     io.write_parquet(trace_out, trace)
+
+
+RESAMPLES = 5000  # paired bootstrap draws of the summary and the claims (the smallest p-value is 2 / 5001)
 
 
 def plot_results(

@@ -53,7 +53,7 @@ def test_the_final_folder_reloads_in_the_base_dtype_with_the_trained_tensors(bf1
     config = {"model": {"name_or_path": "builtin:tiny-llama"}, "training": card.training,
               "speciality": {"train": ["data/x.jsonl"]}}
     claims = claims_table(summary.to_pylist(), [Claim("vs base", card.candidate, "base")],
-                          {(card.candidate, "base"): {"spe": (1.0, 9.0), "ver": (-4.0, 2.0), "uni": (3.0, 40.0)}})
+                          {(card.candidate, "base"): {"spe": (1.0, 9.0, 0.01), "ver": (-4.0, 2.0, 0.4), "uni": (3.0, 40.0, 0.01)}})
     io.write_parquet(tmp_path / "claims.parquet", claims)
     write_final_model(bf16_base, tmp_path / "trained.safetensors", tmp_path / "train_metrics.json",
                       tmp_path / "summary.parquet", card.candidate, config, {"sft": ["data/x.jsonl"]}, tmp_path / "final",
@@ -70,4 +70,4 @@ def test_the_final_folder_reloads_in_the_base_dtype_with_the_trained_tensors(bf1
     assert region["importance_sources"] == {"sft": ["data/x.jsonl"]}
     card_text = (tmp_path / "final" / "README.md").read_text()
     assert card_text.index("**CoFiTune**") < card_text.index("| Base")
-    assert "- vs base: CoFiTune vs Base (1 vs 1 seed(s)): Spe. " in card_text and "[+3.0, +40.0] higher" in card_text
+    assert "- vs base: CoFiTune vs Base (1 vs 1 seed(s)): Spe. " in card_text and "[+3.0, +40.0] p 0.030 higher" in card_text

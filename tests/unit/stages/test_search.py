@@ -18,7 +18,7 @@ def _write_run(folder, run: str, spe_hits: int, ver_hits: int, items: int = 20) 
     """metrics.json, samples.parquet and train_metrics.json of one run: the first `*_hits` items right."""
     scores = {"s": [1.0] * spe_hits + [0.0] * (items - spe_hits), "v": [1.0] * ver_hits + [0.0] * (items - ver_hits)}
     metrics = [{"format": "plain", "task": t, "metric": "acc", "value": sum(v) / items, "n": items} for t, v in scores.items()]
-    EvalRecord(candidate=run, metrics=metrics, batch_size=8, limit=items, device="cpu", wall_seconds=1.0, total_params=100,
+    EvalRecord(candidate=run, metrics=metrics, split="select", batch_size=8, device="cpu", wall_seconds=1.0, total_params=100,
                kl_base=None, kl_tokens=0).write(folder / f"{run}.json")
     io.write_parquet(folder / f"{run}.parquet", pa.Table.from_pylist(
         [{"candidate": run, "format": "plain", "task": t, "doc_id": i, "score": x} for t, v in scores.items() for i, x in enumerate(v)]))
