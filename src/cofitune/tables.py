@@ -161,10 +161,12 @@ def pareto_front(points: Mapping[str, tuple[float, float]]) -> set[str]:
 
 @dataclass(frozen=True)
 class SplitReport:
-    """Which items the summary's numbers come from, and what the search saw of the node it chose."""
+    """Which items the summary's numbers come from, and the search's choice on both splits."""
     items: Mapping[str, Mapping[str, int]] = field(default_factory=dict)  # split -> task -> items (`splits.split_item_counts`)
     chosen_node: str | None = None  # the last search level's kept node
-    chosen_select_uni: float | None = None  # its Uni. on the select items (mean over its select runs)
+    select_uni: float | None = None  # its Uni. on the select items, mean over its runs scored on both splits
+    confirm_uni: float | None = None  # the same runs' Uni. on confirm
+    runs: int = 0
 
     def counts(self, split: str) -> tuple[int | None, int | None]:
         """(fewest, most) items per task in `split` (None, None when the split was not evaluated)."""
@@ -172,12 +174,19 @@ class SplitReport:
         return (min(values), max(values)) if values else (None, None)
 
 
-def chosen_on_select(levels: Sequence[LevelDecision]) -> tuple[str | None, float | None]:
-    """(the node the last search level kept, its Uni. there): what the search saw of its choice."""
+def search_choice_on_both(levels: Sequence[LevelDecision], evaluations: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The node the last search level kept, and the mean Uni. on select and on confirm of its
+    training runs that were scored on both (the same runs: only the items differ)."""
     if not levels:
-        return None, None
-    last = max(levels, key=lambda d: d.level)
-    return last.chosen_id, next(c["uni"] for c in last.contenders if c["node"] == last.chosen_id)
+        return {}
+    node = max(levels, key=lambda d: d.level).chosen_id
+    uni = {split: {r["candidate"]: r["uni"] for r in evaluations if r["model"] == node and r["eval_split"] == split}
+           for split in ("select", "confirm")}
+    runs = sorted(set(uni["select"]) & set(uni["confirm"]))
+    if not runs:
+        return {"chosen_node": node}
+    mean = {split: sum(uni[split][r] for r in runs) / len(runs) for split in uni}
+    return {"chosen_node": node, "select_uni": mean["select"], "confirm_uni": mean["confirm"], "runs": len(runs)}
 
 
 def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tuple[float, float]]], final_id: str | None,
@@ -196,7 +205,7 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
         gain = None
         if full is not None and full["spe"] != base["spe"]:
             gain = (r["spe"] - base["spe"]) / (full["spe"] - base["spe"])
-        chosen = r["candidate"] == report.chosen_node and report.chosen_select_uni is not None
+        chosen = r["candidate"] == report.chosen_node and report.select_uni is not None
         row = {
             "candidate": r["candidate"], "label": label, "method": r["method"], "layer_range": r["layer_range"],
             "module_set": r["module_set"], "softmask": r["softmask"], "trainable_params": r["trainable_params"],
@@ -207,8 +216,9 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
             "pareto": r["candidate"] in front, "cofitune": r["candidate"] == final_id, "n_seeds": r["n_seeds"],
             "eval_split": r.get("eval_split"), "confirm_items_min": confirm_min, "confirm_items_max": confirm_max,
             "select_items_min": select_min, "select_items_max": select_max, "search_chose": chosen,
-            "uni_select": report.chosen_select_uni if chosen else None,
-            "selection_optimism": report.chosen_select_uni - r["uni"] if chosen else None,
+            "uni_select": report.select_uni if chosen else None,
+            "uni_confirm_same_runs": report.confirm_uni if chosen else None, "selection_runs": report.runs if chosen else None,
+            "selection_optimism": report.select_uni - report.confirm_uni if chosen else None,
         }
         for metric in INTERVAL_METRICS:
             low, high = intervals.get(r["candidate"], {}).get(metric, (None, None))
@@ -223,7 +233,8 @@ def _summary_schema(rows: Sequence[Mapping[str, Any]]) -> pa.Schema | None:
     """Inferred, except the columns that may be all null in a run (no search: no select items)."""
     if not rows:
         return None
-    typed = {"uni_select": pa.float64(), "selection_optimism": pa.float64(), "confirm_items_min": pa.int64(),
+    typed = {"uni_select": pa.float64(), "uni_confirm_same_runs": pa.float64(), "selection_runs": pa.int64(),
+             "selection_optimism": pa.float64(), "confirm_items_min": pa.int64(),
              "confirm_items_max": pa.int64(), "select_items_min": pa.int64(), "select_items_max": pa.int64(),
              "eval_split": pa.string(), "kl_base": pa.float64(), "spe_gain_ratio": pa.float64(),
              **{f"{m}_{end}": pa.float64() for m in INTERVAL_METRICS for end in ("lo", "hi")}}
@@ -335,7 +346,8 @@ def items_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for row in rows:
         if row.get("selection_optimism") is not None:
             lines.append(f"Selection optimism: node {row['candidate']}, the search's choice, scored Uni. {row['uni_select']:.1f} "
-                         f"on the select items that chose it and {row['uni']:.1f} on confirm ({row['selection_optimism']:+.1f}).")
+                         f"on the select items that chose it and {row['uni_confirm_same_runs']:.1f} on confirm "
+                         f"({row['selection_optimism']:+.1f}; the same {row['selection_runs']} training run(s)).")
     return [*lines, ""]
 
 

@@ -225,8 +225,9 @@ def test_the_summary_reports_confirm_items_and_the_chosen_nodes_selection_optimi
     assert set(summary) & _search_nodes(smoke) == {_chosen_node(smoke)}  # the other nodes stay in the search trace
     node = summary[_chosen_node(smoke)]
     trace = next(r for r in _rows(smoke, "search_trace") if r["level"] == 3 and r["chosen"])
-    assert node["uni_select"] == pytest.approx(trace["uni"]) and node["search_chose"]
-    assert node["selection_optimism"] == pytest.approx(trace["uni"] - node["uni"])
+    assert node["uni_select"] == pytest.approx(trace["uni"]) and node["search_chose"] and node["selection_runs"] == 1
+    same_run = next(r["uni"] for r in _rows(smoke, "candidates") if r["candidate"] == node["candidate"] and r["eval_split"] == "confirm")
+    assert node["selection_optimism"] == pytest.approx(trace["uni"] - same_run) and node["uni_confirm_same_runs"] == same_run
     assert all(r["selection_optimism"] is None for c, r in summary.items() if c != _chosen_node(smoke))
     assert {(r["confirm_items_min"], r["select_items_max"], r["eval_split"]) for r in summary.values()} == {(8, 8, "confirm")}
     markdown = (smoke / "results" / "tables" / "summary.md").read_text()

@@ -9,8 +9,8 @@ from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.tables import (
     SplitReport,
     candidates_table,
-    chosen_on_select,
     markdown_report,
+    search_choice_on_both,
     search_trace_table,
     summary_table,
 )
@@ -64,22 +64,27 @@ def test_summary_labels_and_markdown_name_each_method(table):
 
 
 def test_the_summary_says_which_items_its_numbers_come_from_and_the_chosen_nodes_optimism(table):
-    levels = [LevelDecision(level=1, mode="greedy", chosen_id="0-0.5_ffn", contenders=[
-                  {"node": "0-0.5_ffn", "layer_range": "0-0.5", "module_set": "ffn", "spe": 60.0, "ver": 40.0, "uni": 100.0}]),
-              LevelDecision(level=2, mode="greedy", chosen_id="0.25-0.5_ffn", contenders=[
-                  {"node": "0.25-0.5_ffn", "layer_range": "0.25-0.5", "module_set": "ffn", "spe": 70.0, "ver": 42.0, "uni": 112.0},
-                  {"node": "0.5-1_ffn", "layer_range": "0.5-1", "module_set": "ffn", "spe": 50.0, "ver": 40.0, "uni": 90.0}])]
-    assert chosen_on_select(levels) == ("0.25-0.5_ffn", 112.0) and chosen_on_select([]) == (None, None)
-    report = SplitReport({"select": {"spe_a": 40, "t": 40}, "confirm": {"spe_a": 100, "t": 80}}, *chosen_on_select(levels))
+    levels = [LevelDecision(level=1, mode="greedy", chosen_id="0-0.5_ffn", contenders=[]),
+              LevelDecision(level=2, mode="greedy", chosen_id="0.25-0.5_ffn", contenders=[])]
+    # the chosen node: one run on select, two on confirm (its replicate); only the shared run counts
+    evaluations = [{"candidate": "0.25-0.5_ffn", "model": "0.25-0.5_ffn", "eval_split": "select", "uni": 112.0},
+                   {"candidate": "0.25-0.5_ffn", "model": "0.25-0.5_ffn", "eval_split": "confirm", "uni": 98.0},
+                   {"candidate": "0.25-0.5_ffn_seed2", "model": "0.25-0.5_ffn", "eval_split": "confirm", "uni": 102.0},
+                   {"candidate": "0-0.5_ffn", "model": "0-0.5_ffn", "eval_split": "select", "uni": 100.0}]
+    choice = search_choice_on_both(levels, evaluations)
+    assert choice == {"chosen_node": "0.25-0.5_ffn", "select_uni": 112.0, "confirm_uni": 98.0, "runs": 1}
+    assert search_choice_on_both([], evaluations) == {}
+    report = SplitReport({"select": {"spe_a": 40, "t": 40}, "confirm": {"spe_a": 100, "t": 80}}, **choice)
     rows = {r["candidate"]: r for r in summary_table(table, {}, "0.25-0.5_ffn_softmask", report).to_pylist()}
-    node = rows["0.25-0.5_ffn"]  # 100.0 on confirm (spe 50 + ver 50)
-    assert (node["uni_select"], node["selection_optimism"], node["search_chose"]) == (112.0, 12.0, True)
+    node = rows["0.25-0.5_ffn"]
+    assert (node["uni_select"], node["uni_confirm_same_runs"], node["selection_optimism"], node["search_chose"]) == (112.0, 98.0, 14.0, True)
     assert rows["base"]["selection_optimism"] is None and not rows["base"]["search_chose"]
     assert (rows["base"]["confirm_items_min"], rows["base"]["confirm_items_max"], rows["base"]["select_items_min"]) == (80, 100, 40)
     markdown = markdown_report(summary_table(table, {}, "0.25-0.5_ffn_softmask", report))
     assert "Scores on the confirm items (80-100 items per task): no search decision saw them" in markdown
     assert "(select, 40 items per task)" in markdown
-    assert "Selection optimism: node 0.25-0.5_ffn, the search's choice, scored Uni. 112.0 on the select items that chose it and 100.0 on confirm (+12.0)." in markdown
+    assert ("Selection optimism: node 0.25-0.5_ffn, the search's choice, scored Uni. 112.0 on the select items that chose it "
+            "and 98.0 on confirm (+14.0; the same 1 training run(s)).") in markdown
     no_search = markdown_report(summary_table(table, {}, None, SplitReport({"confirm": {"spe_a": 100, "t": 100}})))
     assert "Scores on the confirm items (100 items per task); no search ran." in no_search
 

@@ -47,8 +47,8 @@ def summarise(
     from cofitune.splits import CONFIRM, split_item_counts
     from cofitune.tables import (
         SplitReport,
-        chosen_on_select,
         markdown_report,
+        search_choice_on_both,
         search_confidence_markdown,
         search_trace_table,
         summary_table,
@@ -67,7 +67,7 @@ def summarise(
     resampled = resampled_scores(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
                                  n_resamples=RESAMPLES, seed=seed, replicates=replicates)
     levels = [LevelDecision.read(p) for p in level_files]
-    report = SplitReport(split_item_counts(samples), *chosen_on_select(levels))
+    report = SplitReport(split_item_counts(samples), **search_choice_on_both(levels, evaluations.to_pylist()))
     summary = summary_table(candidates, resampled_intervals(resampled, {"base": "base", "full_sft": "full_sft"}), final_id, report)
     rows = summary.to_pylist()
     claims = claims_for(rows, final_id)
