@@ -3,8 +3,9 @@ side on the default model (a trained region of a finished default run).
 
 Arms, each one evaluation of the same model on the same select items (`evaluation.select`), run in
 turn in one process (A B C A B C ...) so that drift in machine load hits all of them:
-  before    every versatility format of `evaluation.formats`, and the KL forgetting signal (which
-            loads the base model a second time): what every evaluation job did before the split
+  before    every versatility format of `--formats` (plain and chat, the previous default), and the KL
+            forgetting signal (which loads the base model a second time): what every evaluation job
+            did before the split
   no_kl     every format, no KL: the KL cut alone is before - no_kl
   select    the ranking format only, no KL: what a search node's job does now (`eval_plan(SELECT)`);
             the format cut alone is no_kl - select
@@ -45,7 +46,7 @@ def run_arm(arm: str, model, tokenizer, results: Path, trained: Path, evaluation
 
     plan = eval_plan(evaluation, results / "tasks", SELECT)
     if arm != "select":
-        plan = dataclasses.replace(plan, formats=tuple(evaluation["formats"]))
+        plan = dataclasses.replace(plan, formats=tuple(evaluation["all_formats"]))
     start = time.perf_counter()
     evaluate_model(model, tokenizer, plan, device="cpu")
     if arm == "before":
@@ -59,11 +60,12 @@ def main() -> None:
     parser.add_argument("--candidate", default="0.5-1_mha+ffn", help="a trained region of that run")
     parser.add_argument("--items", type=int, default=40, help="select items per task")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--formats", default="plain,chat", help="the formats of the 'before' and 'no_kl' arms")
     args = parser.parse_args()
     config = read_yaml("config.yaml")
     config["versatility"]["include_path"] = []
     evaluation = {**evaluation_settings({**config, "evaluation": {**config["evaluation"], "select": args.items}}),
-                  "kl_examples": 64, "kl_max_length": 128}
+                  "kl_examples": 64, "kl_max_length": 128, "all_formats": args.formats.split(",")}
     kl_files = [f for files in config["importance"]["sources"].values() for f in files]
     trained = args.results / "train" / args.candidate / "trained.safetensors"
     model, tokenizer = load_candidate_model(args.results / "model" / "base", trained)
@@ -82,7 +84,7 @@ def main() -> None:
     host = f"{platform.node()} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     lines = [f"# A search node's evaluation: before and after the select split's cuts ({args.items} select items per task)", "",
              f"Host: {host}; versions: {json.dumps(package_versions(), sort_keys=True)}", "",
-             f"Model: the default base model with `{args.candidate}` trained; formats {config['evaluation']['formats']}, "
+             f"Model: the default base model with `{args.candidate}` trained; formats {args.formats.split(',')}, "
              f"rank format {config['evaluation']['rank_format']}; {args.rounds} rounds, arms in turn, medians.", "",
              "| arm | what it scores | median s |", "|---|---|---|",
              f"| before | every format + KL (a second base load) | {median['before']:.1f} |",

@@ -122,7 +122,7 @@ def test_two_checkouts_on_one_results_folder_run_one_at_a_time(tmp_path):
 
 def test_an_evaluation_killed_midway_is_redone_and_nothing_else(undisturbed, tmp_path):
     workdir, config = _new_run(tmp_path, "run")
-    started = workdir / "results" / "logs" / "evaluate" / "full_sft.log"
+    started = workdir / "results" / "logs" / "evaluate" / "confirm" / "full_sft.log"
     _kill_when(workdir, config, lambda: started.is_file() and "lm_eval" in started.read_text())
     assert not (workdir / "results" / "eval" / "confirm" / "full_sft" / "metrics.json").exists()
     trained_at = (workdir / TRAINED).stat().st_mtime_ns
@@ -150,7 +150,7 @@ def test_a_corrupted_trained_file_stops_naming_it_then_deleting_it_recovers(undi
     trained.write_bytes(trained.read_bytes()[:1000])  # newer than what was made from it: Snakemake re-evaluates
     proc = snakemake(workdir, configfile=config)
     assert proc.returncode != 0
-    log = (workdir / "results" / "logs" / "evaluate" / "full_sft.log").read_text()
+    log = (workdir / "results" / "logs" / "evaluate" / "confirm" / "full_sft.log").read_text()
     assert f"{TRAINED}: not a readable safetensors file" in log and "delete it and rerun the job that writes it" in log
     assert "Traceback" in log  # the job's own log holds the error
     trained.unlink()

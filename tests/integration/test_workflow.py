@@ -367,6 +367,12 @@ def test_search_modes_plan_their_nodes(tmp_path, mode, expected):
     jobs = planned_jobs(proc.stdout)
     assert jobs["train_candidate"] == expected and jobs["decide_level"] == 1
     assert planned_paths(proc.stdout) and paths_outside(proc.stdout, workdir) == []  # the smoke preset's names stay inside
+    # the first level's nodes are evaluated on the select items only; the models known up front on confirm
+    evaluated = re.findall(r"wildcards: split=(\w+), candidate=(\S+)", proc.stdout)
+    trained = re.findall(r"rule train_candidate:.*?wildcards: candidate=(\S+)", proc.stdout, flags=re.S)
+    nodes = {c for c in trained if re.fullmatch(r"[0-9.]+-[0-9.]+_[a-z+]+", c)}  # region ids without a mask
+    assert len(nodes) == expected and {c for split, c in evaluated if split == "select"} == nodes
+    assert {c for split, c in evaluated if split == "confirm"} & {c for split, c in evaluated if split == "select"} == set()
 
 
 def test_the_real_model_preset_plans_a_full_run(tmp_path):
