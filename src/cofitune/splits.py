@@ -95,16 +95,12 @@ def documents_for(split: str, doc_counts: Mapping[str, int], sizes: SplitSizes, 
 
 
 def capped_tasks(doc_counts: Mapping[str, int], sizes: SplitSizes) -> list[str]:
-    """The tasks too small for the configured sizes (a split got fewer items than asked)."""
-    def asked(size: Size, n: int) -> int | None:
-        return None if size is None else size if isinstance(size, int) else max(1, round(size * n))
+    """The tasks too small for the configured sizes (a sized split got fewer items than asked)."""
+    def asked(size: Size, n: int) -> int:  # a null split asks for nothing in particular
+        return 0 if size is None else size if isinstance(size, int) else max(1, round(size * n))
 
-    out = []
-    for task, n in sorted(doc_counts.items()):
-        select, confirm = split_counts(n, sizes)
-        if (asked(sizes.select, n) or select) > select or (asked(sizes.confirm, n) or confirm) > confirm:
-            out.append(task)
-    return out
+    return [task for task, n in sorted(doc_counts.items())
+            if any(a > got for a, got in zip((asked(sizes.select, n), asked(sizes.confirm, n)), split_counts(n, sizes), strict=True))]
 
 
 def split_item_counts(samples: Sequence[Mapping[str, object]]) -> dict[str, dict[str, int]]:
