@@ -289,7 +289,7 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     errors += [e for e in [source.problem()] if e]
     errors += path_errors(config)
     errors += task_name_errors(config)
-    return errors, [w for w in [source.offline_warning()] if w]
+    return errors, [w for w in [source.offline_warning()] if w] + shadowed_builtin_warnings(config)
 
 
 # The project's folders that hold its sources and data: results_dir may not be, or lie inside, one.
@@ -343,22 +343,43 @@ def path_errors(config: Mapping[str, Any]) -> list[str]:
 
 
 def task_name_errors(config: Mapping[str, Any]) -> list[str]:
-    """Every versatility task must be local, under include_path, or an lm-eval built-in (whose index
-    is read only when a task is not local); every `metrics` key must be a configured task."""
-    versatility = config["versatility"]
-    local = set(versatility.get("local_tasks", {}))
-    in_groups = [(group, task) for group, tasks in versatility["groups"].items() for task in tasks]
-    others = sorted({task for _, task in in_groups if task not in local})
-    errors = []
-    if others:
-        from cofitune.evaluate import unknown_tasks
+    """Every versatility task must be local, under include_path, or an lm-eval built-in; a name of
+    ours (a local or speciality task) may be neither of the other two, or lm-eval would score the
+    other file under it, or report ours as a public benchmark; every `metrics` key must be a
+    configured task."""
+    from cofitune.task_index import builtin_task_names, defined_tasks
 
-        include = [str(Path(p).resolve()) for p in versatility.get("include_path", [])]
-        unknown = set(unknown_tasks(include, others))
-        errors += [f"versatility.groups.{group}: unknown lm-eval task {task!r} (not in versatility.local_tasks, not under "
-                   f"versatility.include_path {include}, not built into lm-eval)" for group, task in in_groups if task in unknown]
-    speciality = {SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]}
-    configured = {task for _, task in in_groups} | speciality
+    versatility = config["versatility"]
+    include = include_folders(config)
+    defined, builtin = defined_tasks(include), builtin_task_names()
+    ours = {**{name: f"versatility.local_tasks.{name}" for name in versatility.get("local_tasks", {})},
+            **{SPECIALITY_PREFIX + name: f"speciality.tasks.{name}" for name in config["speciality"]["tasks"]}}
+    errors = [f"{key}: task {name!r} is also defined by {defined[name]} under versatility.include_path, whose task "
+              "lm-eval would score under that name instead: rename one of them" for name, key in ours.items() if name in defined]
+    errors += [f"{key}: {name!r} is the name of an lm-eval built-in task, group or tag; its scores would be reported under "
+               "that benchmark's name: rename it" for name, key in ours.items() if name in builtin and name not in defined]
+    in_groups = [(group, task) for group, tasks in versatility["groups"].items() for task in tasks]
+    errors += [f"versatility.groups.{group}: unknown lm-eval task {task!r} (not in versatility.local_tasks, not under "
+               f"versatility.include_path {include}, not built into lm-eval)"
+               for group, task in in_groups if task not in ours and task not in defined and task not in builtin]
+    configured = {task for _, task in in_groups} | {name for name in ours if name.startswith(SPECIALITY_PREFIX)}
     errors += [f"versatility.metrics.{task}: {task!r} is not a configured task" for task in versatility.get("metrics", {})
                if task not in configured]
     return errors
+
+
+def include_folders(config: Mapping[str, Any]) -> list[str]:
+    """versatility.include_path resolved, without the folders that do not exist (path_errors names them)."""
+    return [str(Path(p).resolve()) for p in config["versatility"].get("include_path", []) if Path(p).is_dir()]
+
+
+def shadowed_builtin_warnings(config: Mapping[str, Any]) -> list[str]:
+    """A task of the user's include_path named like an lm-eval built-in replaces the built-in: often
+    meant (a local copy of a benchmark), never to go unsaid."""
+    from cofitune.task_index import builtin_task_names, defined_tasks
+
+    versatility = config["versatility"]
+    defined = defined_tasks(include_folders(config))
+    used = sorted({task for tasks in versatility["groups"].values() for task in tasks if task in defined})
+    return [f"versatility.include_path: {defined[task]} defines {task!r}, also the name of an lm-eval built-in; "
+            "its scores are your file's task" for task in used if task in builtin_task_names()]

@@ -223,11 +223,6 @@ def task_manager(include_path: Sequence[str], needed: Sequence[str]):
     return manager
 
 
-def unknown_tasks(include_path: Sequence[str], names: Sequence[str]) -> list[str]:
-    """The names that are neither task YAMLs under `include_path` nor lm-eval built-ins."""
-    return _index(include_path, names)[1]
-
-
 def _index(include_path: Sequence[str], needed: Sequence[str]):
     from lm_eval.tasks import TaskManager
 

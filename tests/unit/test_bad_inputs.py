@@ -123,7 +123,7 @@ def render_table() -> str:
              "config file": "config file", "model folder": "model folder", "include_path": "task YAML under include_path"}
     lines = ["| what | input | message |", "|---|---|---|"]
     for case in CATALOGUE:
-        shown = case["input"] if isinstance(case["input"], str) else json.dumps(case["input"])
+        shown = case["input"].replace("\n", "\\n") if isinstance(case["input"], str) else json.dumps(case["input"])  # one table line
         cells = [kinds[case["kind"]], f"`{shown}`", f"`{case['message']}`"]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
