@@ -29,11 +29,12 @@ from pathlib import Path
 
 import torch
 
+from cofitune.configuration import evaluation_settings
 from cofitune.io import read_yaml
 from cofitune.provenance import package_versions
 from cofitune.splits import SELECT
 from cofitune.stages.common import load_candidate_model
-from cofitune.stages.evaluate import eval_plan, evaluation_settings, kl_from_base
+from cofitune.stages.evaluate import eval_plan, kl_from_base
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from cofitune.candidates import BASE_ID, CONTROLS, control_region, unmasked_region
 from cofitune.methods import Method
+from cofitune.tables import display_name, matched_full_sft
 
 CLAIMS_FILE = "claims.parquet"  # beside summary.parquet
 METRICS = ("spe", "ver", "uni")
@@ -44,7 +45,6 @@ class Claim:
 
 def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[Claim]:
     """The claims this run's models can support (summary rows; `final_id` is the CoFiTune model)."""
-    from cofitune.tables import matched_full_sft
 
     ids = {r["candidate"] for r in rows}
     full = Method.FULL_SFT.value
@@ -77,7 +77,6 @@ def claims_table(
     """One row per claim and metric: the difference model - reference, its interval, its p-value
     unadjusted and Holm-adjusted over the whole table, the verdict."""
     from cofitune.stats import holm
-    from cofitune.tables import display_name
 
     by_id = {r["candidate"]: r for r in rows}
     out = []
@@ -108,25 +107,3 @@ def verdict(diff: float, p_holm: float, alpha: float = FAMILY_ALPHA) -> str:
     if p_holm > alpha or diff == 0.0:
         return "undecided"
     return "higher" if diff > 0.0 else "lower"
-
-
-def claims_markdown(table: pa.Table) -> str:
-    """One line per claim: each metric's difference, interval and verdict."""
-    rows = table.to_pylist()
-    if not rows:
-        return ""
-    lines = ["", f"Claims (model minus reference; 95% intervals over seeds and items, paired; p: Holm-adjusted over the "
-             f"{len(rows)} rows of the family; decided when p <= {FAMILY_ALPHA:g}, so that at most a {FAMILY_ALPHA:.0%} chance "
-             "remains that any decided row is wrong):", ""]
-    for name in dict.fromkeys(r["claim"] for r in rows):
-        parts = [r for r in rows if r["claim"] == name]
-        first = parts[0]
-        seeds = f"{first['model_seeds']} vs {first['reference_seeds']} seed(s)"
-        metrics = "; ".join(f"{METRIC_NAMES[r['metric']]} {r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}] "
-                            f"p {_p(r['p_holm'])} {r['verdict']}" for r in parts)
-        lines.append(f"- {name}: {first['model_label']} vs {first['reference_label']} ({seeds}): {metrics}.")
-    return "\n".join(lines)
-
-
-def _p(value: float) -> str:
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"

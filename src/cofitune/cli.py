@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "summary":
         from cofitune.claims import CLAIMS_FILE
         from cofitune.io import read_parquet
-        from cofitune.tables import markdown_report
+        from cofitune.markdown import markdown_report
 
         claims = Path(args.table).with_name(CLAIMS_FILE)  # the workflow writes it beside the summary
         print(markdown_report(read_parquet(args.table), read_parquet(claims) if claims.is_file() else None))
@@ -83,8 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                            micro_batch=args.micro_batch, seq_len=args.seq_len, activation_checkpointing=args.activation_checkpointing))
     elif args.command == "task-scores":
         from cofitune.io import read_parquet
+        from cofitune.markdown import task_scores_markdown
         from cofitune.scores import item_scores_by_task, task_intervals
-        from cofitune.tables import task_scores_markdown
 
         rows = [row for path in args.samples for row in read_parquet(path).to_pylist()]
         print(task_scores_markdown(task_intervals(item_scores_by_task(rows))), end="")

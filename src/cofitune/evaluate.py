@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
@@ -46,6 +47,26 @@ class EvalPlan:
     def tasks_for(self, fmt: str) -> list[str]:
         versatility = [t for tasks in self.groups.values() for t in tasks] if fmt in self.formats else []
         return [*self.speciality, *versatility] if fmt == "plain" else versatility
+
+
+# One row per evaluated item of one model (the samples file; aggregate_tables concatenates them).
+SAMPLES_SCHEMA = pa.schema(
+    [
+        ("candidate", pa.string()),
+        ("format", pa.string()),
+        ("task", pa.string()),
+        ("doc_id", pa.int64()),
+        ("split", pa.string()),
+        ("target", pa.string()),
+        ("prediction", pa.string()),
+        ("score", pa.float64()),
+    ]
+)
+
+
+def samples_table(candidate_id: str, samples: Sequence[Mapping[str, Any]]) -> pa.Table:
+    """The samples file of one evaluation: one row per (format, task, item), in SAMPLES_SCHEMA."""
+    return pa.Table.from_pylist([{"candidate": candidate_id, **s} for s in samples], schema=SAMPLES_SCHEMA)
 
 
 @dataclass

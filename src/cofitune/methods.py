@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from torch import nn
 
@@ -20,8 +20,18 @@ from cofitune import regions
 
 log = logging.getLogger(__name__)
 
-if TYPE_CHECKING:
-    from cofitune.candidates import Candidate
+
+
+class Candidate(Protocol):
+    """What a recipe reads of a candidate (`cofitune.candidates.Candidate` is one); a protocol, so
+    that the methods do not import the candidates that are built from them."""
+
+    id: str
+    layer_range: tuple[float, float] | None
+    module_set: str
+    softmask: bool
+    options: Mapping[str, Any]
+    control: str | None
 
 
 class Method(str, Enum):
@@ -89,8 +99,9 @@ class Recipe:
         keep = set(trainable)
         return {n: p for n, p in net.named_parameters() if n in keep}
 
-    def display(self, candidate_id: str) -> str:
-        lr = lr_of_variant(candidate_id)
+    def display(self, row: Mapping[str, Any]) -> str:
+        """How the tables name a model, from its row (`candidate`, `mask_control`)."""
+        lr = lr_of_variant(row["candidate"])
         return self.label if lr is None else f"{self.label} (lr {lr:g})"
 
 
@@ -129,11 +140,8 @@ class MaskControlRecipe(RegionRecipe):
     def __init__(self):
         super().__init__("soft-mask control", is_search_node=False)
 
-    def display(self, candidate_id):
-        from cofitune.candidates import CONTROL_SEPARATOR, parse_replicate
-
-        control = parse_replicate(candidate_id)[0].rpartition(CONTROL_SEPARATOR)[2]
-        return f"{control} mask (control)"
+    def display(self, row):
+        return f"{row['mask_control']} mask (control)"
 
 
 class L2Recipe(RegionRecipe):
@@ -276,8 +284,8 @@ class WiseFtRecipe(Recipe):
     def layer_indices(self, candidate, n_layers):
         return list(range(n_layers))
 
-    def display(self, candidate_id):
-        return f"Wise-FT ({candidate_id.removeprefix('wise_ft_')})"
+    def display(self, row):
+        return f"Wise-FT ({row['candidate'].removeprefix('wise_ft_')})"
 
 
 LR_SUFFIX = "_lr"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from cofitune.markdown import markdown_report
 from cofitune.records import TrainRecord
-from cofitune.tables import markdown_report
 
 REGION_VERSION = 1
 

@@ -1,4 +1,4 @@
-"""Result tables as Arrow: one row per evaluated model, one row per evaluated item.
+"""Result tables as Arrow: one row per evaluated model, the summary with its intervals, the search trace.
 
 Column meanings are documented in the README ("Outputs"); fixed columns come first, then the
 score columns (0-100), whose names carry the prompt format, the group and the task.
@@ -53,20 +53,6 @@ FIXED_SCHEMA = pa.schema(
     ]
 )
 
-SAMPLES_SCHEMA = pa.schema(
-    [
-        ("candidate", pa.string()),
-        ("format", pa.string()),
-        ("task", pa.string()),
-        ("doc_id", pa.int64()),
-        ("split", pa.string()),
-        ("target", pa.string()),
-        ("prediction", pa.string()),
-        ("score", pa.float64()),
-    ]
-)
-
-
 def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     scores = candidate_scores(
         evaluated.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"]
@@ -110,10 +96,6 @@ def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluati
     for name in score_columns:
         schema = schema.append(pa.field(name, pa.float64()))
     return pa.Table.from_pylist(rows, schema=schema)
-
-
-def samples_table(candidate_id: str, samples: Sequence[Mapping[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist([{"candidate": candidate_id, **s} for s in samples], schema=SAMPLES_SCHEMA)
 
 
 def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any]) -> pa.Table:
@@ -201,7 +183,7 @@ def summary_table(candidates: pa.Table, intervals: Mapping[str, Mapping[str, tup
     (confirm_min, confirm_max), (select_min, select_max) = report.counts("confirm"), report.counts("select")
     out = []
     for r in rows:
-        label = "CoFiTune" if r["candidate"] == final_id else Method(r["method"]).recipe.display(r["candidate"])
+        label = "CoFiTune" if r["candidate"] == final_id else Method(r["method"]).recipe.display(r)
         gain = None
         if full is not None and full["spe"] != base["spe"]:
             gain = (r["spe"] - base["spe"]) / (full["spe"] - base["spe"])
@@ -281,74 +263,11 @@ def search_trace_table(levels: Sequence[LevelDecision]) -> pa.Table:
 CONFIDENCE_COLUMNS = ("p_best", "diff", "diff_lo", "diff_hi", "trainable_params")
 
 
-def _interval(row: Mapping[str, Any], metric: str, fmt: str) -> str:
-    value, low, high = row[metric], row[f"{metric}_lo"], row[f"{metric}_hi"]
-    if value is None:
-        return ""
-    if low is None or high is None:
-        return fmt.format(value)
-    return f"{fmt.format(value)} [{fmt.format(low)}, {fmt.format(high)}]"
-
-
-def _number(value: float | None, fmt: str) -> str:
-    return "" if value is None else fmt.format(value)
-
-
 def display_name(row: Mapping[str, Any]) -> str:
     """How the summary names a model: its label, or 'node <id>' for a search node."""
     if Method(row["method"]).recipe.is_search_node and not row.get("cofitune"):
         return f"node {row['candidate']}"
     return row["label"]
-
-
-def markdown_report(summary: pa.Table, claims: pa.Table | None = None) -> str:
-    """The summary as a Markdown table, best Uni. first; brackets are 95% bootstrap intervals; then
-    the claims (`cofitune.claims`) when given."""
-    from cofitune.claims import claims_markdown
-
-    header = "| model | region | trained | Spe. | Ver. | Uni. | KL | Ver. kept | Spe. gain | train s |"
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
-    for row in summary.to_pylist():
-        region = f"{row['layer_range']} {row['module_set']}".strip() + (" +mask" if row["softmask"] else "")
-        name = f"**{row['label']}**" if row["cofitune"] else display_name(row)
-        lines.append(
-            f"| {name}{' *' if row['pareto'] else ''} | {region} | {row['trainable_fraction']:.1%} | "
-            f"{_interval(row, 'spe', '{:.1f}')} | {_interval(row, 'ver', '{:.1f}')} | {_interval(row, 'uni', '{:.1f}')} | "
-            f"{_number(row.get('kl_base'), '{:.4f}')} | "
-            f"{_interval(row, 'ver_retention', '{:.0%}')} | {_interval(row, 'spe_gain_ratio', '{:.0%}')} | {row['train_wall_seconds']:.0f} |"
-        )
-    lines.append("")
-    lines += items_markdown(summary.to_pylist())
-    lines.append("`*` on the Pareto front of (Spe., Ver.). Ver. kept = Ver. / Ver.(base); Spe. gain = (Spe. - Spe.(base)) / (Spe.(full SFT) - Spe.(base)). "
-                 "KL = mean KL(base || model) per token on the importance data (nats).")
-    rho, n = kl_forgetting_correlation(summary.to_pylist())
-    if n:
-        lines.append(f"Forgetting signal: Spearman rank correlation of KL with the Ver. drop (Ver.(base) - Ver.) = {rho:.2f} over {n} trained models.")
-    if claims is not None:
-        lines.append(claims_markdown(claims))
-    return "\n".join(lines)
-
-
-def _per_task(low: int | None, high: int | None) -> str:
-    return f"{low} items per task" if low == high else f"{low}-{high} items per task"
-
-
-def items_markdown(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Which items the table's numbers come from, and the chosen node's selection optimism."""
-    if not rows or rows[0].get("confirm_items_min") is None:
-        return []
-    first = rows[0]
-    confirm = _per_task(first["confirm_items_min"], first["confirm_items_max"])
-    if first.get("select_items_min") is None:
-        return [f"Scores on the confirm items ({confirm}); no search ran.", ""]
-    lines = [f"Scores on the confirm items ({confirm}): no search decision saw them. The search chose its region on "
-             f"other items of the same tasks (select, {_per_task(first['select_items_min'], first['select_items_max'])})."]
-    for row in rows:
-        if row.get("selection_optimism") is not None:
-            lines.append(f"Selection optimism: node {row['candidate']}, the search's choice, scored Uni. {row['uni_select']:.1f} "
-                         f"on the select items that chose it and {row['uni_confirm_same_runs']:.1f} on confirm "
-                         f"({row['selection_optimism']:+.1f}; the same {row['selection_runs']} training run(s)).")
-    return [*lines, ""]
 
 
 def full_sft_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -370,26 +289,3 @@ def kl_forgetting_correlation(rows: Sequence[Mapping[str, Any]]) -> tuple[float,
     base = next((r for r in rows if r["candidate"] == BASE_ID), None)
     pairs = [(r["kl_base"], base["ver"] - r["ver"]) for r in rows if base and r is not base and r.get("kl_base") is not None]
     return (spearman(*zip(*pairs, strict=True)), len(pairs)) if len(pairs) >= 3 else (float("nan"), 0)
-
-
-def task_scores_markdown(intervals: Mapping[tuple[str, str, str], tuple[float, float, float, int]]) -> str:
-    """One row per candidate, format and task: score with its 95% interval and the item count."""
-    lines = ["| model | format | task | score [95% CI] | items |", "|---|---|---|---|---|"]
-    for (candidate, fmt, task), (score, low, high, items) in sorted(intervals.items()):
-        lines.append(f"| {candidate} | {fmt} | {task} | {score:.1f} [{low:.1f}, {high:.1f}] | {items} |")
-    return "\n".join(lines) + "\n"
-
-
-def search_confidence_markdown(trace: pa.Table) -> str:
-    """Each search level: the contenders' P(best) and Uni. difference to the leader, and why the kept one."""
-    rows = trace.to_pylist()
-    if not rows or rows[0].get("p_best") is None:
-        return ""
-    lines = ["", "Search decisions, on the select items (P(best): share of resamples over items and seeds in which a "
-             "contender has the highest Uni.; difference to the leader with its 95% interval):", ""]
-    for level in sorted({r["level"] for r in rows}):
-        contenders = [r for r in rows if r["level"] == level]
-        parts = [f"{r['node']}{' (kept)' if r['chosen'] else ''} P(best) {r['p_best']:.2f}, "
-                 f"{r['diff']:+.1f} [{r['diff_lo']:+.1f}, {r['diff_hi']:+.1f}]" for r in contenders]
-        lines.append(f"- level {level}: {'; '.join(parts)}. {contenders[0]['reason']}.")
-    return "\n".join(lines)

@@ -11,7 +11,8 @@ from snakemake.utils import validate
 from transformers import AutoModelForCausalLM
 
 from cofitune import io
-from cofitune.stages.evaluate import evaluate_candidate, evaluation_settings
+from cofitune.configuration import evaluation_settings
+from cofitune.stages.evaluate import evaluate_candidate
 from tests.integration.helpers import PRESETS, REPO
 
 pytestmark = pytest.mark.integration

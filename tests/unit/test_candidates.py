@@ -71,7 +71,7 @@ def test_full_sft_at_extra_learning_rates_is_full_sft_with_a_training_override()
     assert [s.get("training") for s in by_id.values()] == [None, {"learning_rate": 1e-4}, {"learning_rate": 3e-5}]
     candidates = [candidate_from_spec(s) for s in by_id.values()]
     assert {c.method for c in candidates} == {Method.FULL_SFT} and all(c.options == {} for c in candidates)
-    assert [Method.FULL_SFT.recipe.display(c.id) for c in candidates] == ["Full SFT", "Full SFT (lr 0.0001)", "Full SFT (lr 3e-05)"]
+    assert [Method.FULL_SFT.recipe.display(c.describe()) for c in candidates] == ["Full SFT", "Full SFT (lr 0.0001)", "Full SFT (lr 3e-05)"]
     assert lr_of_variant("full_sft_lr3e-05") == 3e-5 and lr_of_variant("0.25-0.5_ffn") is None and lr_of_variant("x_lrfast") is None
     lora = candidate_from_spec({"method": "lora", "rank": 4, "training": {"learning_rate": 1e-3}})
     assert lora.options == {"rank": 4}  # the override is training's business, not the method's
@@ -107,7 +107,7 @@ def test_what_each_method_trains(tiny_llama):
     last = candidate_from_spec({"method": "last_n", "n": 1})
     assert last.id == "last_1" and last.layer_indices(4) == [3] and all(n.startswith("model.layers.3.") for n in last.trainable_names(model))
     wise = candidate_from_spec({"method": "wise_ft", "alpha": 0.5})
-    assert not wise.trains and wise.trainable_names(model) == [] and wise.recipe.display(wise.id) == "Wise-FT (0.5)"
+    assert not wise.trains and wise.trainable_names(model) == [] and wise.recipe.display(wise.describe()) == "Wise-FT (0.5)"
     with pytest.raises(ValueError, match="selects no layer"):
         candidate_from_spec({"layers": [0.0, 0.1], "modules": "ffn"}).trainable_names(model)
 
@@ -155,4 +155,4 @@ def test_controls_of_the_fine_level_have_ids_that_parse_back():
         parse_region_id("0.25-0.5_ffn_softmask-uniform")  # not a search node
     with pytest.raises(ValueError, match="needs softmask: true"):
         candidate_from_spec({"layers": "q2", "modules": "ffn", "softmask_control": "uniform"})  # a control needs the mask
-    assert Method.MASK_CONTROL.recipe.display("0.25-0.5_ffn_softmask-uniform_seed1235") == "uniform mask (control)"
+    assert Method.MASK_CONTROL.recipe.display({"candidate": "0.25-0.5_ffn_softmask-uniform_seed1235", "mask_control": "uniform"}) == "uniform mask (control)"

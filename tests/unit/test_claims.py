@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cofitune.claims import FAMILY_ALPHA, Claim, claims_for, claims_markdown, claims_table, verdict
+from cofitune.claims import FAMILY_ALPHA, Claim, claims_for, claims_table, verdict
+from cofitune.markdown import claims_markdown
 from cofitune.scores import paired_difference_intervals, paired_difference_tests, resampled_scores
 from cofitune.stats import bootstrap_p_value, holm
 

@@ -48,6 +48,12 @@ def test_every_rule_names_an_existing_stage_function():
         ("cofitune.plots", {"cofitune.stages.importance:tabulate_importance", "cofitune.stages.tables:plot_results",
                             "cofitune.stages.report:draw_search_tree"}),
         ("cofitune.search", {"cofitune.stages.search:decide_level"}),
+        # the summary's Markdown and the claims' wording: the rules that write them (the summary and
+        # the model card, which carries the summary), never an evaluation or a training
+        ("cofitune.markdown", {"cofitune.stages.tables:summarise", "cofitune.stages.deliver:write_final_model"}),
+        ("cofitune.claims", {"cofitune.stages.tables:summarise", "cofitune.stages.deliver:write_final_model"}),
+        # the samples file's format is the evaluation's own output
+        ("cofitune.evaluate", {"cofitune.stages.evaluate:evaluate_candidate"}),
     ],
 )
 def test_editing_a_module_changes_exactly_the_stages_that_import_it(source_copy, edited, rerun):

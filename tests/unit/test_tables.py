@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cofitune.candidates import BASE, candidate_from_spec
+from cofitune.markdown import markdown_report
 from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.tables import (
     SplitReport,
     candidates_table,
-    markdown_report,
     search_choice_on_both,
     search_trace_table,
     summary_table,

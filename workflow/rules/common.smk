@@ -32,12 +32,11 @@ from cofitune.candidates import (
     with_replicates,
 )
 from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
-from cofitune.configuration import check_config, check_config_files, check_inputs, static_specs
+from cofitune.configuration import check_config, check_config_files, check_inputs, evaluation_settings, static_specs
 from cofitune.io import read_yaml
 from cofitune.provenance import code_hash
 from cofitune.records import LevelDecision
 from cofitune.splits import CONFIRM, SELECT, SPLITS
-from cofitune.stages.evaluate import evaluation_settings
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # Snakemake's YAML loader keeps the last of two equal keys silently: every config file is read

@@ -16,21 +16,8 @@ from cofitune import io, regions
 from cofitune.records import EvalRecord
 from cofitune.splits import CONFIRM, SELECT, SplitSizes
 from cofitune.stages.common import load_candidate_model, resolve_device
-from cofitune.tasks import SPECIALITY_PREFIX
 
 log = logging.getLogger(__name__)
-
-
-def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What every evaluating and scoring rule needs of a (validated) config, in one JSON-able dict."""
-    return {
-        **config["evaluation"],
-        "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
-        "groups": config["versatility"]["groups"],
-        "metrics": config["versatility"]["metrics"],
-        "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
-        "seed": config["seed"],
-    }
 
 
 def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path, split: str = CONFIRM):
@@ -56,8 +43,7 @@ def evaluate_candidate(
     model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
     candidate_id: str, split: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
 ) -> None:
-    from cofitune.evaluate import evaluate_model
-    from cofitune.tables import samples_table
+    from cofitune.evaluate import evaluate_model, samples_table
 
     plan = eval_plan(evaluation, tasks_dir, split)
     model, tokenizer = load_candidate_model(model_dir, trained_file)

@@ -43,16 +43,10 @@ def summarise(
     import pyarrow.compute as pc
 
     from cofitune.claims import claims_for, claims_table
+    from cofitune.markdown import markdown_report, search_confidence_markdown
     from cofitune.scores import item_scores_by_task, paired_difference_tests, resampled_intervals, resampled_scores
     from cofitune.splits import CONFIRM, split_item_counts
-    from cofitune.tables import (
-        SplitReport,
-        markdown_report,
-        search_choice_on_both,
-        search_confidence_markdown,
-        search_trace_table,
-        summary_table,
-    )
+    from cofitune.tables import SplitReport, search_choice_on_both, search_trace_table, summary_table
 
     evaluations = io.read_parquet(candidates_file)
     candidates = evaluations.filter(pc.equal(evaluations["eval_split"], CONFIRM))

@@ -1,0 +1,91 @@
+"""The package's import rules, read from the source (function-level imports included, as
+`cofitune.provenance` reads them for the rerun triggers): no circles; the core knows nothing of the
+stage layer, the launchers or Snakemake; the rule files and the stage modules map one to one."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from cofitune import provenance
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE_DIR = provenance.SOURCE_ROOT / "cofitune"
+MODULES = sorted(".".join(p.relative_to(provenance.SOURCE_ROOT).with_suffix("").parts).removesuffix(".__init__")
+                 for p in PACKAGE_DIR.rglob("*.py"))
+ENTRY_POINTS = ("cofitune.cli", "cofitune.stages")  # the launchers' layer: it may import everything below it
+
+
+def _imports(module: str) -> set[str]:
+    """The cofitune modules `module` imports anywhere in its source (not the packages above them)."""
+    return {m for m in provenance.direct_imports(module) if m in MODULES and provenance.module_file(m).name != "__init__.py"}
+
+
+def _external_imports(module: str) -> set[str]:
+    tree = ast.parse(provenance.module_file(module).read_text(encoding="utf-8"))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _a_circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of `graph` (as the modules along it), or None."""
+    state: dict[str, str] = {}
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert _a_circle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == ["a", "b", "c", "a"]
+    assert _a_circle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_itself_through_others():
+    circle = _a_circle({m: _imports(m) for m in MODULES})
+    assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def test_the_core_imports_no_stage_no_launcher_and_no_workflow_engine():
+    core = [m for m in MODULES if not m.startswith(ENTRY_POINTS)]
+    assert len(core) > 30
+    for module in core:
+        upward = {m for m in _imports(module) if m.startswith(ENTRY_POINTS)}
+        assert not upward, f"{module} imports {sorted(upward)}: the core may not import the stage layer or the CLI"
+        engines = _external_imports(module) & {"snakemake", "argparse"}
+        assert not engines, f"{module} imports {sorted(engines)}: only the stages and the CLI parse arguments or meet Snakemake"
+
+
+def test_no_rule_file_imports_a_stage_module():
+    for path in [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]:
+        imports = re.findall(r"^\s*(?:from|import)\s+(cofitune[\w.]*)", path.read_text(), flags=re.M)
+        assert not [m for m in imports if m.startswith("cofitune.stages")], f"{path.name} imports a stage module: {imports}"
+
+
+def test_rule_files_and_stage_modules_map_one_to_one():
+    rules = {p.stem for p in (REPO / "workflow" / "rules").glob("*.smk")} - {"common"}
+    stages = {p.stem for p in (PACKAGE_DIR / "stages").glob("*.py")} - {"__init__", "common"}
+    assert rules == stages
+    for path in (REPO / "workflow" / "rules").glob("*.smk"):
+        used = set(re.findall(r'code_hash\("cofitune\.stages\.(\w+):', path.read_text()))
+        assert used <= {path.stem}, f"{path.name} runs stage functions of {sorted(used - {path.stem})}"
