@@ -51,7 +51,8 @@ def run_arm(arm: str, model, tokenizer, results: Path, trained: Path, evaluation
     start = time.perf_counter()
     evaluate_model(model, tokenizer, plan, device="cpu")
     if arm == "before":
-        kl_from_base(model, tokenizer, results / "model" / "base", trained, kl_files, evaluation, "cpu")
+        kl_from_base(model=model, tokenizer=tokenizer, model_dir=results / "model" / "base", trained_file=trained, files=kl_files,
+                     evaluation=evaluation, device="cpu")
     return time.perf_counter() - start
 
 

@@ -77,10 +77,11 @@ def trained_weights(results: Path, candidate_id: str, apply: str | None, config:
     if (own / TRAIN_METRICS_FILE).is_file() and TrainRecord.read(own / TRAIN_METRICS_FILE).softmask_apply == (apply or ""):
         return io.load_tensors(own / TRAINED_FILE)
     out = scratch / f"{candidate_id}_{apply}"
-    train_candidate(results / "model" / "base", results / "data" / "train", {**spec_from_id(candidate_id), "id": candidate_id},
-                    config["training"], seed, out, config.get("module_sets") or {},
-                    results / "importance" / "combined.safetensors" if apply else None, config.get("softmask", {}).get("parts", "auto"),
-                    softmask_apply=apply or "update")
+    train_candidate(model_dir=results / "model" / "base", data_dir=results / "data" / "train",
+                    candidate_spec={**spec_from_id(candidate_id), "id": candidate_id}, training=config["training"], seed=seed, out_dir=out,
+                    module_sets=config.get("module_sets") or {},
+                    importance_file=results / "importance" / "combined.safetensors" if apply else None,
+                    softmask_parts=config.get("softmask", {}).get("parts", "auto"), softmask_apply=apply or "update")
     return io.load_tensors(out / TRAINED_FILE)
 
 

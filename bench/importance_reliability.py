@@ -45,7 +45,8 @@ def main() -> None:
         for examples in args.examples:
             start = time.perf_counter()
             out = Path(tmp) / f"importance_{examples}.safetensors"
-            estimate_importance(Path(tmp) / "model", data, {**settings, "max_examples": examples}, config["seed"], out)
+            estimate_importance(model_dir=Path(tmp) / "model", files=data, settings={**settings, "max_examples": examples},
+                                seed=config["seed"], out_file=out)
             seconds = time.perf_counter() - start
             for name, rho in io.load_tensors(out).items():
                 if name.startswith("split_half."):

@@ -89,7 +89,7 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
     for spec in SPECS:
         kwargs = {"importance_file": prepared / "importance.safetensors",
                   "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}
-        train_candidate(prepared / "model", prepared / "data", spec, TRAINING, seed=3, out_dir=tmp_path / "single" / spec["id"], **kwargs)
+        train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3, out_dir=tmp_path / "single" / spec["id"], **kwargs)
         fsdp = io.load_tensors(tmp_path / "fsdp" / spec["id"] / "trained.safetensors")
         single = io.load_tensors(tmp_path / "single" / spec["id"] / "trained.safetensors")
         assert fsdp.keys() == single.keys() and fsdp
@@ -129,7 +129,7 @@ def test_importance_of_a_sharded_model_equals_one_process(tmp_path):
     proc = torchrun("importance", str(tmp_path / "model"), json.dumps([str(data)]), str(tmp_path / "fsdp.safetensors"), port=29543)
     assert proc.returncode == 0, proc.stderr[-6000:]
     settings = {"max_examples": 20, "batch_size": 4, "max_length": 64, "dropout": 0.05, "temperature": 0.1, "accumulate": "signed"}
-    estimate_importance(tmp_path / "model", [data], settings, 3, tmp_path / "single.safetensors")
+    estimate_importance(model_dir=tmp_path / "model", files=[data], settings=settings, seed=3, out_file=tmp_path / "single.safetensors")
     fsdp, single = io.load_tensors(tmp_path / "fsdp.safetensors"), io.load_tensors(tmp_path / "single.safetensors")
     assert fsdp.keys() == single.keys() == {f"{k}.{t}" for k in ("raw", "norm", "split_half") for t in ("head", "intermediate", "output")}
     for name in (n for n in single if not n.startswith("split_half.")):  # 5 batches: 3 on one process, 2 (+1 of weight 0) on the other; sums in another order

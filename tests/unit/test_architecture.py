@@ -5,6 +5,8 @@ stage layer, the launchers or Snakemake; the rule files and the stage modules ma
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -89,3 +91,32 @@ def test_rule_files_and_stage_modules_map_one_to_one():
     for path in (REPO / "workflow" / "rules").glob("*.smk"):
         used = set(re.findall(r'code_hash\("cofitune\.stages\.(\w+):', path.read_text()))
         assert used <= {path.stem}, f"{path.name} runs stage functions of {sorted(used - {path.stem})}"
+
+
+def _stage_functions():
+    for path in sorted((PACKAGE_DIR / "stages").glob("*.py")):
+        module = importlib.import_module(f"cofitune.stages.{path.stem}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and not name.startswith("_") and name != "main":
+                yield f"{module.__name__}:{name}", function
+
+
+def test_stage_functions_of_four_or_more_parameters_take_keywords_only():
+    """A swapped pair of paths must fail at the call, not run silently."""
+    checked = 0
+    for name, function in _stage_functions():
+        parameters = inspect.signature(function).parameters.values()
+        if len(parameters) >= 4:
+            checked += 1
+            positional = [p.name for p in parameters if p.kind is not inspect.Parameter.KEYWORD_ONLY]
+            assert not positional, f"{name}: {positional} may be passed by position"
+    assert checked >= 12
+
+
+def test_rule_scripts_call_their_stage_function_with_keywords_only():
+    stage_names = {name.partition(":")[2] for name, _ in _stage_functions()}
+    for path in sorted((REPO / "workflow" / "scripts").glob("*.py")):
+        calls = [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Name) and node.func.id in stage_names]
+        assert len(calls) == 1, f"{path.name} calls {len(calls)} stage functions"
+        assert not calls[0].args, f"{path.name}: {calls[0].func.id} is called with positional arguments"

@@ -20,8 +20,8 @@ def task_dir(tmp_path, tiny_llama):
     tokenizer.save_pretrained(tmp_path / "model")
     io.write_jsonl(tmp_path / "spe.jsonl", [{"instruction": f"What is {i}+1?", "output": str(i + 1)} for i in range(6)])
     io.write_jsonl(tmp_path / "mc.jsonl", [{"question": f"{i} is?", "choices": ["even", "odd"], "answer": i % 2} for i in range(6)])
-    make_tasks(tmp_path / "model", {"add": {"test": str(tmp_path / "spe.jsonl"), "max_gen_toks": 4}},
-               {"parity": str(tmp_path / "mc.jsonl")}, tmp_path / "tasks")
+    make_tasks(model_dir=tmp_path / "model", speciality={"add": {"test": str(tmp_path / "spe.jsonl"), "max_gen_toks": 4}},
+               local_versatility={"parity": str(tmp_path / "mc.jsonl")}, out_dir=tmp_path / "tasks")
     return tmp_path / "tasks"
 
 

@@ -91,7 +91,8 @@ def test_the_written_files_reload_in_their_libraries(tmp_path):
     io.save_tensors(tmp_path / "trained.safetensors", {n: model.get_parameter(n).detach() for n in names})
     record: TrainRecord = final_model().train
     record.write(tmp_path / "train_metrics.json")
-    write_export(tmp_path / "base", tmp_path / "trained.safetensors", tmp_path / "train_metrics.json", "c", tmp_path / "export")
+    write_export(model_dir=tmp_path / "base", trained_file=tmp_path / "trained.safetensors", train_metrics=tmp_path / "train_metrics.json",
+                 candidate="c", out_dir=tmp_path / "export")
     out = tmp_path / "export"
     assert axolotl_unfrozen(yaml.safe_load((out / "axolotl.yaml").read_text())["unfrozen_parameters"],
                             [n for n, _ in model.named_parameters()]) == sorted(names, key=[n for n, _ in model.named_parameters()].index)

@@ -2,4 +2,4 @@ from cofitune.logs import logged_to
 from cofitune.stages.importance import combine_importance
 
 with logged_to(snakemake.log[0]):
-    combine_importance(snakemake.input, snakemake.output[0])
+    combine_importance(source_files=snakemake.input, out_file=snakemake.output[0])

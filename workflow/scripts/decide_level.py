@@ -3,7 +3,8 @@ from cofitune.stages.search import decide_level
 
 with logged_to(snakemake.log[0]):
     decide_level(
-        int(snakemake.wildcards.level), snakemake.params.mode, snakemake.params.contenders, snakemake.input.metrics,
-        snakemake.params.evaluation, snakemake.output[0], snakemake.input.samples, snakemake.input.train,
-        snakemake.params.tie_band, snakemake.params.seed, snakemake.params.runs,
+        level=int(snakemake.wildcards.level), mode=snakemake.params.mode, node_ids=snakemake.params.contenders,
+        metrics_files=snakemake.input.metrics, evaluation=snakemake.params.evaluation, out_file=snakemake.output[0],
+        samples_files=snakemake.input.samples, train_files=snakemake.input.train, tie_band=snakemake.params.tie_band,
+        seed=snakemake.params.seed, runs=snakemake.params.runs,
     )

@@ -3,6 +3,6 @@ from cofitune.stages.train import interpolate_wise_ft
 
 with logged_to(snakemake.log[0]):
     interpolate_wise_ft(
-        snakemake.input.model, snakemake.input.full_sft, snakemake.params.candidate, snakemake.output.trained,
-        snakemake.output.metrics,
+        model_dir=snakemake.input.model, full_sft_file=snakemake.input.full_sft, candidate_spec=snakemake.params.candidate,
+        trained_out=snakemake.output.trained, metrics_out=snakemake.output.metrics,
     )

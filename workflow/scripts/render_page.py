@@ -5,4 +5,4 @@ from cofitune.stages.report import render_page
 
 with logged_to(snakemake.log[0]):
     source = Path(snakemake.input[0])  # the summary's Markdown, or the final model's folder
-    render_page(source / "README.md" if source.is_dir() else source, snakemake.params.title, snakemake.output[0])
+    render_page(markdown_file=source / "README.md" if source.is_dir() else source, title=snakemake.params.title, out_file=snakemake.output[0])

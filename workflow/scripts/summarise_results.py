@@ -3,7 +3,8 @@ from cofitune.stages.tables import summarise
 
 with logged_to(snakemake.log[0]):
     summarise(
-        snakemake.input.candidates, snakemake.input.samples, snakemake.input.levels, snakemake.params.final,
-        snakemake.params.evaluation, snakemake.params.seed, snakemake.output.summary, snakemake.output.markdown,
-        snakemake.output.trace, snakemake.output.claims,
+        candidates_file=snakemake.input.candidates, samples_file=snakemake.input.samples, level_files=snakemake.input.levels,
+        final_id=snakemake.params.final, evaluation=snakemake.params.evaluation, seed=snakemake.params.seed,
+        summary_out=snakemake.output.summary, markdown_out=snakemake.output.markdown, trace_out=snakemake.output.trace,
+        claims_out=snakemake.output.claims,
     )

@@ -3,7 +3,7 @@ from cofitune.stages.deliver import write_final_model
 
 with logged_to(snakemake.log[0]):
     write_final_model(
-        snakemake.input.model, snakemake.input.trained, snakemake.input.train_metrics, snakemake.input.summary,
-        snakemake.params.candidate, snakemake.params.config, snakemake.params.importance_sources, snakemake.output[0],
-        snakemake.input.claims,
+        model_dir=snakemake.input.model, trained_file=snakemake.input.trained, train_metrics=snakemake.input.train_metrics,
+        summary_file=snakemake.input.summary, candidate=snakemake.params.candidate, config=snakemake.params.config,
+        importance_sources=snakemake.params.importance_sources, out_dir=snakemake.output[0], claims_file=snakemake.input.claims,
     )

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def prepare_data(
-    model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path,
+    *, model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path,
     truncation: str = "left", max_dropped_share: float = 0.01,
 ) -> TokenizeReport:
     """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job.
@@ -49,7 +49,7 @@ def prepare_data(
 
 
 def make_tasks(
-    model_dir: str | Path,
+    *, model_dir: str | Path,
     speciality: Mapping[str, Mapping[str, Any]],
     local_versatility: Mapping[str, str | Path],
     out_dir: str | Path,

@@ -41,7 +41,7 @@ def card_rows(summary: pa.Table, candidate: str) -> pa.Table:
 
 
 def write_final_model(
-    model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, summary_file: str | Path,
+    *, model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, summary_file: str | Path,
     candidate: str, config: Mapping[str, Any], importance_sources: Mapping[str, Sequence[str]], out_dir: str | Path,
     claims_file: str | Path | None = None,
 ) -> None:
@@ -67,7 +67,7 @@ def write_final_model(
     log.info("final model %s written to %s (%s)", candidate, out_dir, final.dtype)
 
 
-def export_region(model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, candidate: str,
+def export_region(*, model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, candidate: str,
                   out_dir: str | Path) -> None:
     """results/export/: the final model's region for axolotl, PEFT and torchtune, with a README."""
     from cofitune.modeling import empty_model

@@ -40,7 +40,7 @@ def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path, split: str =
 
 
 def evaluate_candidate(
-    model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
+    *, model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
     candidate_id: str, split: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
 ) -> None:
     from cofitune.evaluate import evaluate_model, samples_table
@@ -53,7 +53,8 @@ def evaluate_candidate(
     output = evaluate_model(model, tokenizer, plan, device=device)
     wall_seconds = time.perf_counter() - start
     # the forgetting signal is reported with the confirm scores only; the search does not read it
-    kl, kl_tokens = kl_from_base(model, tokenizer, model_dir, trained_file, kl_files if split == CONFIRM else (), evaluation, device)
+    kl, kl_tokens = kl_from_base(model=model, tokenizer=tokenizer, model_dir=model_dir, trained_file=trained_file,
+                                 files=kl_files if split == CONFIRM else (), evaluation=evaluation, device=device)
     io.write_parquet(samples_file, samples_table(candidate_id, output.samples))
     EvalRecord(
         candidate=candidate_id, split=split, metrics=output.metrics, batch_size=plan.batch_size, device=device,
@@ -62,7 +63,7 @@ def evaluate_candidate(
 
 
 def kl_from_base(
-    model, tokenizer, model_dir: str | Path, trained_file: str | Path | None, files: Sequence[str | Path],
+    *, model, tokenizer, model_dir: str | Path, trained_file: str | Path | None, files: Sequence[str | Path],
     evaluation: Mapping[str, Any], device: str,
 ) -> tuple[float | None, int]:
     """Mean KL(base || model) per token on the first `kl_examples` examples of `files` (0 for the base model)."""

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def estimate_importance(
-    model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path,
+    *, model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path,
     sharding: str = "none",
 ) -> None:
     """Raw and per-layer normalised importance of one source; data-parallel over processes, and the
@@ -97,7 +97,7 @@ def combine_importance(source_files: Sequence[str | Path], out_file: str | Path)
 
 
 def tabulate_importance(
-    sources: Sequence[str], source_files: Sequence[str | Path], combined_file: str | Path, table_out: str | Path, plot_dir: str | Path
+    *, sources: Sequence[str], source_files: Sequence[str | Path], combined_file: str | Path, table_out: str | Path, plot_dir: str | Path
 ) -> None:
     from cofitune.plots import importance_heatmap
     from cofitune.tables import importance_table
@@ -127,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sharding", choices=["none", "fsdp"], default="none", help="the config's training.sharding")
     args = parser.parse_args(argv)
     setup_logging()
-    estimate_importance(args.model_dir, args.files, args.settings, args.seed, args.out, args.sharding)
+    estimate_importance(model_dir=args.model_dir, files=args.files, settings=args.settings, seed=args.seed, out_file=args.out,
+                        sharding=args.sharding)
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from cofitune import io
 
 
-def draw_search_tree(trace_file: str | Path, summary_file: str | Path, out_file: str | Path) -> None:
+def draw_search_tree(*, trace_file: str | Path, summary_file: str | Path, out_file: str | Path) -> None:
     from cofitune.plots import search_tree
 
     final = next((row for row in io.read_parquet(summary_file).to_pylist() if row["cofitune"]), None)

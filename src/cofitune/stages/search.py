@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def decide_level(
-    level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: Mapping[str, Any],
+    *, level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: Mapping[str, Any],
     out_file: str | Path, samples_files: Sequence[str | Path] = (), train_files: Sequence[str | Path] = (),
     tie_band: float | None = None, seed: int = 1234, runs: Mapping[str, Sequence[str]] | None = None,
 ) -> None:

@@ -12,7 +12,7 @@ from cofitune.records import EvalRecord, LevelDecision, TrainRecord
 
 
 def aggregate(
-    metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path], samples_files: Sequence[str | Path],
+    *, metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path], samples_files: Sequence[str | Path],
     evaluation: Mapping[str, Any], config: Mapping[str, Any], candidates_out: str | Path, samples_out: str | Path,
 ) -> None:
     """candidates.parquet (one row per evaluation: a model on one item split) and samples.parquet
@@ -33,7 +33,7 @@ def aggregate(
 
 
 def summarise(
-    candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
+    *, candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
     evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
     claims_out: str | Path,
 ) -> None:
@@ -77,7 +77,7 @@ RESAMPLES = 5000  # paired bootstrap draws of the summary and the claims (the sm
 
 
 def plot_results(
-    summary_file: str | Path, train_metrics_files: Sequence[str | Path], rank_format: str, tradeoff_out: str | Path, loss_out: str | Path
+    *, summary_file: str | Path, train_metrics_files: Sequence[str | Path], rank_format: str, tradeoff_out: str | Path, loss_out: str | Path
 ) -> None:
     from cofitune.plots import loss_curves, tradeoff_scatter
 

@@ -29,7 +29,7 @@ CHECKPOINT_DIR = "checkpoint"
 
 
 def train_candidate(
-    model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
+    *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
     out_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
     softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None, softmask_apply: str = "update",
 ) -> None:
@@ -111,7 +111,7 @@ def _chain(transforms: Sequence[Any]):
 
 
 def interpolate_wise_ft(
-    model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
+    *, model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
 ) -> None:
     """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training."""
     from cofitune.baselines import wise_ft
@@ -141,8 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
     args = parser.parse_args(argv)
     setup_logging()
-    train_candidate(args.model_dir, args.data_dir, args.candidate, args.training, args.seed, args.out_dir, args.module_sets,
-                    args.importance, args.softmask_parts, args.budget_from, args.softmask_apply)
+    train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate, training=args.training,
+                    seed=args.seed, out_dir=args.out_dir, module_sets=args.module_sets, importance_file=args.importance,
+                    softmask_parts=args.softmask_parts, budget_from=args.budget_from, softmask_apply=args.softmask_apply)
     return 0
 
 

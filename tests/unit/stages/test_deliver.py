@@ -55,9 +55,9 @@ def test_the_final_folder_reloads_in_the_base_dtype_with_the_trained_tensors(bf1
     claims = claims_table(summary.to_pylist(), [Claim("vs base", card.candidate, "base")],
                           {(card.candidate, "base"): {"spe": (1.0, 9.0, 0.01), "ver": (-4.0, 2.0, 0.4), "uni": (3.0, 40.0, 0.01)}})
     io.write_parquet(tmp_path / "claims.parquet", claims)
-    write_final_model(bf16_base, tmp_path / "trained.safetensors", tmp_path / "train_metrics.json",
-                      tmp_path / "summary.parquet", card.candidate, config, {"sft": ["data/x.jsonl"]}, tmp_path / "final",
-                      tmp_path / "claims.parquet")
+    write_final_model(model_dir=bf16_base, trained_file=tmp_path / "trained.safetensors", train_metrics=tmp_path / "train_metrics.json",
+                      summary_file=tmp_path / "summary.parquet", candidate=card.candidate, config=config,
+                      importance_sources={"sft": ["data/x.jsonl"]}, out_dir=tmp_path / "final", claims_file=tmp_path / "claims.parquet")
 
     final = AutoModelForCausalLM.from_pretrained(tmp_path / "final")
     assert final.dtype == torch.bfloat16 and not list((tmp_path / "final").glob("*.bin"))
