@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from cofitune import io
+from cofitune.infra import io
 
 OUT = Path(__file__).resolve().parent / "results"
 MODELS = {
@@ -38,7 +38,7 @@ def load_model(key: str):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from cofitune.modeling import ModelSource, load_source
+    from cofitune.models.modeling import ModelSource, load_source
 
     model, tokenizer = load_source(ModelSource.from_config(MODELS[key]))
     if key in SHAPES:

@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 
 from cofitune.configuration import evaluation_settings
-from cofitune.io import read_yaml
-from cofitune.provenance import package_versions
-from cofitune.splits import SELECT
+from cofitune.evaluation.splits import SELECT
+from cofitune.infra.io import read_yaml
+from cofitune.infra.provenance import package_versions
 from cofitune.stages.common import load_candidate_model
 from cofitune.stages.evaluate import eval_plan, kl_from_base
 
@@ -43,7 +43,7 @@ ARMS = ("before", "no_kl", "select")
 
 
 def run_arm(arm: str, model, tokenizer, results: Path, trained: Path, evaluation: dict, kl_files: list[str]) -> float:
-    from cofitune.evaluate import evaluate_model
+    from cofitune.evaluation.harness import evaluate_model
 
     plan = eval_plan(evaluation, results / "tasks", SELECT)
     if arm != "select":

@@ -28,10 +28,10 @@ import torch
 from lm_eval import simple_evaluate
 from lm_eval.models.huggingface import HFLM
 
-from cofitune import io
-from cofitune.evaluate import shared_prefix_lm, task_manager
-from cofitune.provenance import package_versions
-from cofitune.tasks import multiple_choice_task
+from cofitune.evaluation.harness import shared_prefix_lm, task_manager
+from cofitune.evaluation.tasks import multiple_choice_task
+from cofitune.infra import io
+from cofitune.infra.provenance import package_versions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODELS, load_model, write_results

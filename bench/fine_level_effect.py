@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cofitune import io, regions
-from cofitune.candidates import candidate_from_spec, spec_from_id, unmasked_region
-from cofitune.masking import APPLY_MODES, resolve_parts, row_scales
-from cofitune.modeling import load_prepared
-from cofitune.provenance import package_versions
-from cofitune.records import TrainRecord
+from cofitune.fine.masking import APPLY_MODES, resolve_parts, row_scales
+from cofitune.infra import io
+from cofitune.infra.provenance import package_versions
+from cofitune.infra.records import TrainRecord
+from cofitune.methods.candidates import candidate_from_spec, spec_from_id, unmasked_region
+from cofitune.models import regions
+from cofitune.models.modeling import load_prepared
 from cofitune.stages.common import load_importance
 from cofitune.stages.train import TRAIN_METRICS_FILE, TRAINED_FILE, train_candidate
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from cofitune import io
-from cofitune.provenance import package_versions
+from cofitune.infra import io
+from cofitune.infra.provenance import package_versions
 from cofitune.stages.importance import estimate_importance
 from cofitune.stages.model import prepare_model
 

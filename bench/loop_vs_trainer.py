@@ -1,4 +1,4 @@
-"""Optimizer-step time of our loop (`cofitune.train.train`) versus transformers' `Trainer`, same model,
+"""Optimizer-step time of our loop (`cofitune.training.loop.train`) versus transformers' `Trainer`, same model,
 frozen set, batch and optimizer settings, for full SFT and for `ffn` in [0.25, 0.5).
 
 Each (configuration, arm, round) runs in its own child process on a freshly loaded model, and the
@@ -42,9 +42,9 @@ from pathlib import Path
 
 import torch
 
-from cofitune import regions
-from cofitune.candidates import candidate_from_spec
-from cofitune.provenance import package_versions
+from cofitune.infra.provenance import package_versions
+from cofitune.methods.candidates import candidate_from_spec
+from cofitune.models import regions
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODELS, load_model, write_results
@@ -94,8 +94,8 @@ def synthetic_rows(vocab: int, n: int, seq: int) -> list[dict]:
 def default_rows(tokenizer, n: int) -> list[dict]:
     """The first `n` rows of the default run's data order: config.yaml's speciality files, tokenized
     as prepare_data does, shuffled with its seed."""
-    from cofitune import io
-    from cofitune.data import tokenize_examples, validate_file
+    from cofitune.data.sft import tokenize_examples, validate_file
+    from cofitune.infra import io
 
     config = io.read_yaml(Path(__file__).resolve().parents[1] / "config.yaml")
     training = config["training"]
@@ -108,7 +108,7 @@ def default_rows(tokenizer, n: int) -> list[dict]:
 
 def pad_batch(pad_id: int):
     """The Trainer's collator: right-pad to the batch's longest row, labels -100 on the padding."""
-    from cofitune.data import collate
+    from cofitune.data.sft import collate
 
     return lambda rows: collate(rows, pad_id)
 
@@ -116,7 +116,7 @@ def pad_batch(pad_id: int):
 def run_loop(model, tokenizer, rows, n_steps: int, batch: int, split: bool = True) -> tuple[list[tuple], float]:
     from accelerate import Accelerator
 
-    from cofitune.train import TrainSettings, train
+    from cofitune.training.loop import TrainSettings, train
 
     settings = TrainSettings(learning_rate=LEARNING_RATE, max_steps=n_steps, micro_batch_size=batch, log_every_steps=10**9,
                              **({} if split else {"length_split_tokens": None}))
@@ -128,7 +128,7 @@ def run_loop(model, tokenizer, rows, n_steps: int, batch: int, split: bool = Tru
 
 def loop_order(rows: list[dict], n_steps: int, batch: int) -> list[dict]:
     """The rows in the order our loop draws them (`step_example_indices`), so both arms run the same batches."""
-    from cofitune.train import TrainSettings, step_example_indices
+    from cofitune.training.loop import TrainSettings, step_example_indices
 
     seed = TrainSettings().seed
     return [rows[i] for step in range(n_steps) for i in step_example_indices(step, len(rows), batch, seed)]
@@ -176,7 +176,7 @@ def measure(model_key: str, data: str, candidate_id: str, arm: str, steps: int, 
     regions.freeze_all_but(model, names)
     n_rows = batch * (warmup + steps)
     rows = synthetic_rows(len(tokenizer), n_rows, seq) if data == "synthetic" else default_rows(tokenizer, n_rows)
-    optim = "cofitune.train.build_optimizer"
+    optim = "cofitune.training.loop.build_optimizer"
     if arm in ("loop", "loop_unsplit"):
         stamps, loss = run_loop(model, tokenizer, rows, warmup + steps, batch, split=arm == "loop")
     else:

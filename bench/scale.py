@@ -2,7 +2,7 @@
 [.25, .5), the same region with the soft-mask, and LoRA, on random-init Llama shapes (no download).
 
 Each configuration runs in its own child process (its own peak memory); full SFT uses FSDP2 with CPU
-offload (one process) where `cofitune.memory` says it would not fit the device. MFU = the model FLOPs
+offload (one process) where `cofitune.infra.memory` says it would not fit the device. MFU = the model FLOPs
 of the useful work / the device's dense bf16 peak; the useful work per token is the forward pass
 (2 P), the activation gradients down to the lowest trained layer (2 P above it) and the weight
 gradients of the trained tensors (2 T): 6 P for full SFT. Attention's s^2 FLOPs are not counted.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from cofitune.memory import FFN_Q2, FULL_SFT, GIB, SHAPES, ModelShape, Trained, plan
+from cofitune.infra.memory import FFN_Q2, FULL_SFT, GIB, SHAPES, ModelShape, Trained, plan
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results
@@ -65,10 +65,11 @@ def useful_flops_per_token(shape: ModelShape, config: str, trainable: int) -> fl
 def measure(shape_key: str, config: str, device: str, steps: int, warmup: int, micro_batch: int, seq_len: int, force_offload: bool) -> dict:
     from accelerate import Accelerator
 
-    from cofitune import masking, regions
-    from cofitune.baselines import wrap_lora
-    from cofitune.sharding import ShardingSettings, shard_model
-    from cofitune.train import TrainSettings, train
+    from cofitune.fine import masking
+    from cofitune.methods.baselines import wrap_lora
+    from cofitune.models import regions
+    from cofitune.models.sharding import ShardingSettings, shard_model
+    from cofitune.training.loop import TrainSettings, train
 
     shape = SHAPES[shape_key]
     cuda = device == "cuda"

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from cofitune import importance, masking, regions
-from cofitune.provenance import package_versions
-from cofitune.train import TrainSettings, collate, train
+from cofitune.fine import importance, masking
+from cofitune.infra.provenance import package_versions
+from cofitune.models import regions
+from cofitune.training.loop import TrainSettings, collate, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODELS, load_model, write_results

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import torch
 
-from cofitune import regions
-from cofitune.candidates import candidate_from_spec
+from cofitune.methods.candidates import candidate_from_spec
+from cofitune.models import regions
 from cofitune.stages.common import resolve_precision
-from cofitune.train import TrainSettings, train
+from cofitune.training.loop import TrainSettings, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MODELS, load_model, write_results
@@ -39,7 +39,7 @@ def measure(model_key: str, candidate_id: str, steps: int, warmup: int, batch: i
             answer_tokens: int | None, all_logits: bool) -> dict:
     from accelerate import Accelerator
 
-    from cofitune import train as train_module
+    from cofitune.training import loop as train_module
 
     if all_logits:  # the loop's behaviour before target-position logits
         train_module.accepts_logits_to_keep = lambda model: False

@@ -11,8 +11,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pytest
 import torch
 
-from cofitune.data import Example, collate, tokenize_examples
-from cofitune.modeling import build_tiny_model
+from cofitune.data.sft import Example, collate, tokenize_examples
+from cofitune.models.modeling import build_tiny_model
 
 
 @pytest.fixture

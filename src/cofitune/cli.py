@@ -58,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return import_module(LAUNCHED[argv[0]]).main(argv[1:])
     args = build_parser().parse_args(argv)
-    from cofitune.logs import setup_logging
+    from cofitune.infra.logs import setup_logging
 
     setup_logging()
     if args.command == "prepare-model":
@@ -70,21 +70,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         merge(args.model_dir, args.trained, args.out_dir)
     elif args.command == "summary":
-        from cofitune.claims import CLAIMS_FILE
-        from cofitune.io import read_parquet
-        from cofitune.markdown import markdown_report
+        from cofitune.evidence.claims import CLAIMS_FILE
+        from cofitune.evidence.markdown import markdown_report
+        from cofitune.infra.io import read_parquet
 
         claims = Path(args.table).with_name(CLAIMS_FILE)  # the workflow writes it beside the summary
         print(markdown_report(read_parquet(args.table), read_parquet(claims) if claims.is_file() else None))
     elif args.command == "plan-memory":
-        from cofitune.memory import FFN_Q2, FULL_SFT, SHAPES, memory_table
+        from cofitune.infra.memory import FFN_Q2, FULL_SFT, SHAPES, memory_table
 
         print(memory_table([SHAPES[name] for name in args.shapes], args.devices, [FULL_SFT, FFN_Q2], args.device_gib,
                            micro_batch=args.micro_batch, seq_len=args.seq_len, activation_checkpointing=args.activation_checkpointing))
     elif args.command == "task-scores":
-        from cofitune.io import read_parquet
-        from cofitune.markdown import task_scores_markdown
-        from cofitune.scores import item_scores_by_task, task_intervals
+        from cofitune.evaluation.scores import item_scores_by_task, task_intervals
+        from cofitune.evidence.markdown import task_scores_markdown
+        from cofitune.infra.io import read_parquet
 
         rows = [row for path in args.samples for row in read_parquet(path).to_pylist()]
         print(task_scores_markdown(task_intervals(item_scores_by_task(rows))), end="")

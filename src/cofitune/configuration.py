@@ -14,12 +14,17 @@ from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
-from cofitune.candidates import REPLICATE_GROUPS, candidate_from_spec, candidates_from_config, parse_region_control
-from cofitune.io import DataError, read_yaml, yaml_syntax_problem
-from cofitune.methods import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
-from cofitune.regions import resolve_roles
-from cofitune.splits import SplitSizes, size_problem, sizes_problem, split_counts
-from cofitune.tasks import SPECIALITY_PREFIX
+from cofitune.evaluation.splits import SplitSizes, size_problem, sizes_problem, split_counts
+from cofitune.evaluation.tasks import SPECIALITY_PREFIX
+from cofitune.infra.io import DataError, read_yaml, yaml_syntax_problem
+from cofitune.methods.candidates import (
+    REPLICATE_GROUPS,
+    candidate_from_spec,
+    candidates_from_config,
+    parse_region_control,
+)
+from cofitune.methods.recipes import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
+from cofitune.models.regions import resolve_roles
 
 # The largest seed numpy's and lm-eval's generators accept (2**32 - 1); the schema holds the same bound.
 MAX_SEED = 2**32 - 1
@@ -91,7 +96,7 @@ def baseline_id_errors(config: Mapping[str, Any]) -> list[str]:
 
 
 def split_errors(config: Mapping[str, Any]) -> list[str]:
-    """The item splits' sizes (`cofitune.splits`)."""
+    """The item splits' sizes (`cofitune.evaluation.splits`)."""
     evaluation = config.get("evaluation", {})
     errors = [problem for key in ("select", "confirm") if (problem := size_problem(f"evaluation.{key}", evaluation.get(key)))]
     if not errors and "select" in evaluation:  # an unset select is the schema's default, never null
@@ -255,9 +260,9 @@ def check_inputs(config: Mapping[str, Any], project: str | Path | None = None) -
 
 def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """(errors, warnings) about the files, model and tasks the config names; needs no model."""
-    from cofitune.data import validate_file
-    from cofitune.modeling import ModelSource
-    from cofitune.tasks import validate_mc_file, validate_speciality_file
+    from cofitune.data.sft import validate_file
+    from cofitune.evaluation.tasks import validate_mc_file, validate_speciality_file
+    from cofitune.models.modeling import ModelSource
 
     errors: list[str] = []
     checked: dict[tuple[Any, str], str | None] = {}
@@ -347,7 +352,7 @@ def task_name_errors(config: Mapping[str, Any]) -> list[str]:
     ours (a local or speciality task) may be neither of the other two, or lm-eval would score the
     other file under it, or report ours as a public benchmark; every `metrics` key must be a
     configured task."""
-    from cofitune.task_index import builtin_task_names, defined_tasks
+    from cofitune.evaluation.task_index import builtin_task_names, defined_tasks
 
     versatility = config["versatility"]
     include = include_folders(config)
@@ -376,7 +381,7 @@ def include_folders(config: Mapping[str, Any]) -> list[str]:
 def shadowed_builtin_warnings(config: Mapping[str, Any]) -> list[str]:
     """A task of the user's include_path named like an lm-eval built-in replaces the built-in: often
     meant (a local copy of a benchmark), never to go unsaid."""
-    from cofitune.task_index import builtin_task_names, defined_tasks
+    from cofitune.evaluation.task_index import builtin_task_names, defined_tasks
 
     versatility = config["versatility"]
     defined = defined_tasks(include_folders(config))

@@ -7,10 +7,12 @@ import sys
 import torch
 from accelerate import Accelerator
 
-from cofitune import io, masking, regions
-from cofitune.data import tokenize_examples
-from cofitune.modeling import build_tiny_model
-from cofitune.train import TrainSettings, train
+from cofitune.data.sft import tokenize_examples
+from cofitune.fine import masking
+from cofitune.infra import io
+from cofitune.models import regions
+from cofitune.models.modeling import build_tiny_model
+from cofitune.training.loop import TrainSettings, train
 from tests.conftest import make_examples
 
 

@@ -49,8 +49,9 @@ def mask_rows(out_file: str) -> None:
     from torch.distributed.tensor import DTensor, Shard
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset  # torch's own oracle
 
-    from cofitune import masking, regions
-    from cofitune.modeling import build_tiny_model
+    from cofitune.fine import masking
+    from cofitune.models import regions
+    from cofitune.models.modeling import build_tiny_model
 
     Accelerator(cpu=True)
     checked = 0
@@ -93,10 +94,11 @@ def scaled_steps(out_file: str) -> None:
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor, Shard
 
-    from cofitune import masking, regions
-    from cofitune.modeling import build_tiny_model
-    from cofitune.mofo import entries_to_update
-    from cofitune.optim import ScaledAdamW
+    from cofitune.fine import masking
+    from cofitune.models import regions
+    from cofitune.models.modeling import build_tiny_model
+    from cofitune.training.mofo import entries_to_update
+    from cofitune.training.optim import ScaledAdamW
 
     Accelerator(cpu=True)
     checked = {}

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cofitune import io
+from cofitune.infra import io
 
 REPO = Path(__file__).resolve().parents[2]
 PRESETS = REPO / "workflow" / "presets"

@@ -11,7 +11,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from cofitune import io
+from cofitune.infra import io
 from tests.integration.ddp_worker import run
 
 REPO = Path(__file__).resolve().parents[2]

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cofitune import io
-from cofitune.data import tokenize_examples
-from cofitune.modeling import load_prepared
+from cofitune.data.sft import tokenize_examples
+from cofitune.infra import io
+from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
 from cofitune.stages.train import train_candidate
 from tests.conftest import make_examples

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cofitune import io
+from cofitune.infra import io
 from tests.integration import slurm_cluster
 from tests.integration.helpers import REPO, describe_failure, scratch_workdir, snakemake, table_differences, variant
 

@@ -7,7 +7,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 import pytest
 import torch
 
-from cofitune.modeling import ModelSource, load_source
+from cofitune.models.modeling import ModelSource, load_source
 
 
 def _smollm2_installed() -> bool:

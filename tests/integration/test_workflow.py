@@ -11,9 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cofitune import io, regions
-from cofitune.candidates import candidate_from_spec
-from cofitune.modeling import load_prepared
+from cofitune.infra import io
+from cofitune.methods.candidates import candidate_from_spec
+from cofitune.models import regions
+from cofitune.models.modeling import load_prepared
 from tests.integration.helpers import (
     PRESETS,
     REPO,

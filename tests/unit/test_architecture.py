@@ -1,5 +1,5 @@
 """The package's import rules, read from the source (function-level imports included, as
-`cofitune.provenance` reads them for the rerun triggers): no circles; the core knows nothing of the
+`cofitune.infra.provenance` reads them for the rerun triggers): no circles; the core knows nothing of the
 stage layer, the launchers or Snakemake; the rule files and the stage modules map one to one."""
 
 from __future__ import annotations
@@ -10,13 +10,17 @@ import inspect
 import re
 from pathlib import Path
 
-from cofitune import provenance
+from cofitune.infra import provenance
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = provenance.SOURCE_ROOT / "cofitune"
 MODULES = sorted(".".join(p.relative_to(provenance.SOURCE_ROOT).with_suffix("").parts).removesuffix(".__init__")
                  for p in PACKAGE_DIR.rglob("*.py"))
 ENTRY_POINTS = ("cofitune.cli", "cofitune.stages")  # the launchers' layer: it may import everything below it
+# The layers, bottom first (cofitune/__init__.py says what each owns): a module imports from its own
+# layer and those before it only.
+LAYERS = ("infra", "models", "data", "datagen", "fine", "training", "methods", "coarse", "evaluation", "evidence", "handoff",
+          "configuration", "stages", "cli")
 
 
 def _imports(module: str) -> set[str]:
@@ -66,6 +70,29 @@ def test_the_circle_finder_finds_a_circle():
 def test_no_module_imports_itself_through_others():
     circle = _a_circle({m: _imports(m) for m in MODULES})
     assert circle is None, "import circle: " + " -> ".join(circle)
+
+
+def _layer(module: str) -> str:
+    return module.split(".")[1]
+
+
+def test_every_module_lies_in_a_layer_and_the_package_docstring_lists_them_in_order():
+    assert {_layer(m) for m in MODULES if m != "cofitune"} == set(LAYERS)
+    docstring = ast.get_docstring(ast.parse((PACKAGE_DIR / "__init__.py").read_text()))
+    listed = [line.split()[0] for line in docstring.splitlines() if line.startswith("    ")]
+    assert listed == list(LAYERS)
+    for layer in LAYERS:
+        init = PACKAGE_DIR / layer / "__init__.py"
+        assert not init.parent.is_dir() or ast.get_docstring(ast.parse(init.read_text())), f"{layer} says nothing of what it owns"
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    for module in MODULES:
+        if module == "cofitune":
+            continue
+        rank = LAYERS.index(_layer(module))
+        upward = sorted(m for m in _imports(module) if LAYERS.index(_layer(m)) > rank)
+        assert not upward, f"{module} imports {upward}, above its layer {_layer(module)!r} ({' < '.join(LAYERS)})"
 
 
 def test_the_core_imports_no_stage_no_launcher_and_no_workflow_engine():
@@ -120,3 +147,31 @@ def test_rule_scripts_call_their_stage_function_with_keywords_only():
                  and isinstance(node.func, ast.Name) and node.func.id in stage_names]
         assert len(calls) == 1, f"{path.name} calls {len(calls)} stage functions"
         assert not calls[0].args, f"{path.name}: {calls[0].func.id} is called with positional arguments"
+
+
+def _architecture_map() -> dict[str, str]:
+    """The README's map of src/cofitune/: each entry's first word -> the text of its lines."""
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("\nsrc/cofitune/"):]
+    block = block[:block.index("\ndata/ ")]
+    entries: dict[str, str] = {}
+    current = None
+    for line in block.splitlines()[2:]:
+        if line.startswith("  ") and not line.startswith("   "):
+            current = line.split()[0]
+            entries[current] = ""
+        entries[current] += line + "\n"
+    return entries
+
+
+def test_the_readme_architecture_map_names_every_subpackage_module_and_stage():
+    entries = _architecture_map()
+    expected = [f"{layer}/" if (PACKAGE_DIR / layer).is_dir() else f"{layer}.py" for layer in LAYERS]
+    assert list(entries) == expected, "the README's map is out of date with the layers"
+    for layer in LAYERS:
+        folder = PACKAGE_DIR / layer
+        if folder.is_dir() and layer != "datagen":
+            modules = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "common"))
+            text = entries[f"{layer}/"]
+            named = [m for m in modules if (f"{m}.py" if layer != "stages" else m) in text]
+            assert named == modules, f"the README's map of {layer}/ misses {sorted(set(modules) - set(named))}"

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cofitune import io
 from cofitune.configuration import ConfigError, check_config, check_config_files, check_inputs
+from cofitune.infra import io
 
 REPO = Path(__file__).resolve().parents[2]
 CATALOGUE = io.read_yaml(REPO / "tests" / "bad_inputs.yaml")

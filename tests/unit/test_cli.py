@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from cofitune import cli, io
+from cofitune import cli
+from cofitune.infra import io
 
 
 def test_task_scores_command_prints_one_row_per_task(tmp_path, capsys):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cofitune import io
 from cofitune.configuration import ConfigError, check_config, schema_errors, semantic_errors, static_specs
+from cofitune.infra import io
 
 SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 SMOKE = Path(__file__).resolve().parents[2] / "workflow" / "presets" / "smoke.yaml"

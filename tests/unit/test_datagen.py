@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cofitune import io
 from cofitune.datagen import (
     GROUPS,
     STATUTE_TEXT,
@@ -27,6 +26,7 @@ from cofitune.datagen import (
     versatility_task,
     write_default_data,
 )
+from cofitune.infra import io
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 SFT_KEYS = ("instruction", "input", "output")

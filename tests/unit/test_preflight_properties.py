@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cofitune import io
 from cofitune.configuration import ConfigError
+from cofitune.infra import io
 from tests.unit.test_bad_inputs import REPO, _preflight
 
 SMOKE = io.read_yaml(REPO / "workflow" / "presets" / "smoke.yaml")

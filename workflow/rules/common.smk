@@ -16,9 +16,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-from cofitune import runlock, search
-from cofitune.claims import CLAIMS_FILE
-from cofitune.candidates import (
+from cofitune.infra import runlock
+from cofitune.coarse import search
+from cofitune.evidence.claims import CLAIMS_FILE
+from cofitune.methods.candidates import (
     BASE_ID,
     ID_PATTERN,
     REPLICATE_GROUPS,
@@ -31,12 +32,12 @@ from cofitune.candidates import (
     unmasked_region,
     with_replicates,
 )
-from cofitune.methods import SPECTRUM_MATCHES_FINAL, baseline_specs
+from cofitune.methods.recipes import SPECTRUM_MATCHES_FINAL, baseline_specs
 from cofitune.configuration import check_config, check_config_files, check_inputs, evaluation_settings, static_specs
-from cofitune.io import read_yaml
-from cofitune.provenance import code_hash
-from cofitune.records import LevelDecision
-from cofitune.splits import CONFIRM, SELECT, SPLITS
+from cofitune.infra.io import read_yaml
+from cofitune.infra.provenance import code_hash
+from cofitune.infra.records import LevelDecision
+from cofitune.evaluation.splits import CONFIRM, SELECT, SPLITS
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 # Snakemake's YAML loader keeps the last of two equal keys silently: every config file is read
@@ -133,7 +134,7 @@ def log_file(name):
 
 
 # Shell rules keep a failed or killed attempt's log under attempts/ beside it (a hard link that the
-# job removes once it succeeds), as script rules do with cofitune.logs.logged_to: Snakemake deletes
+# job removes once it succeeds), as script rules do with cofitune.infra.logs.logged_to: Snakemake deletes
 # a job's log before it reruns the job.
 def keeping_attempt_log(command):
     """`command` (which writes {log}), with the attempt's log linked under attempts/ until it succeeds."""

@@ -1,6 +1,6 @@
 import torch
 
-from cofitune.logs import logged_to
+from cofitune.infra.logs import logged_to
 from cofitune.stages.evaluate import evaluate_candidate
 
 torch.set_num_threads(snakemake.threads)

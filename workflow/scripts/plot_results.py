@@ -1,4 +1,4 @@
-from cofitune.logs import logged_to
+from cofitune.infra.logs import logged_to
 from cofitune.stages.tables import plot_results
 
 with logged_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from cofitune.logs import logged_to
+from cofitune.infra.logs import logged_to
 from cofitune.stages.report import render_page
 
 with logged_to(snakemake.log[0]):

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from cofitune.logs import logged_to
+from cofitune.infra.logs import logged_to
 from cofitune.stages.importance import tabulate_importance
 
 with logged_to(snakemake.log[0]):

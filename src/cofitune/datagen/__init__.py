@@ -1,7 +1,7 @@
 """Deterministic, seeded generators for the project's own data (CC0-1.0, written for this project).
 
 Pure generators return lists of row dicts; only `write_default_data` touches the disk, and it
-writes through `cofitune.io`. File names (relative to the data folder):
+writes through `cofitune.infra.io`. File names (relative to the data folder):
 
     speciality/{arith,statute}/{train,test}.jsonl   SFT rows (instruction, input, output)
     versatility/{task}.jsonl                        multiple-choice rows (id, question, choices, answer)
@@ -14,11 +14,11 @@ import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
-from cofitune import io
 from cofitune.datagen.common import Row, normalise, sft_text
 from cofitune.datagen.importance import importance_rows
 from cofitune.datagen.speciality import STATUTE_TEXT, speciality_split, statute_fee, statute_penalty
 from cofitune.datagen.versatility import GROUPS, TASKS, versatility_suite, versatility_task
+from cofitune.infra import io
 
 DEFAULT_SEED = 1234
 SPECIALITY_SIZES = {"train": 1200, "test": 250}

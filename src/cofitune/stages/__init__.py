@@ -2,5 +2,5 @@
 
 The only layer between the entry points (`workflow/scripts/`, `cofitune.cli`, and the
 `accelerate launch`-ed `python -m cofitune.stages.train | importance`) and the pure core. Every
-write goes through `cofitune.io` (formats) or `cofitune.records` (the JSON records).
+write goes through `cofitune.infra.io` (formats) or `cofitune.infra.records` (the JSON records).
 """

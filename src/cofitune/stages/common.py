@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cofitune import io
-from cofitune.modeling import load_prepared
+from cofitune.infra import io
+from cofitune.models.modeling import load_prepared
 
 
 def apply_tensors(model: nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:

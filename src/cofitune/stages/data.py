@@ -7,10 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cofitune import io
-from cofitune.data import TokenizeReport, check_losses, tokenize_examples, validate_file
-from cofitune.modeling import load_prepared
-from cofitune.tasks import (
+from cofitune.data.sft import TokenizeReport, check_losses, tokenize_examples, validate_file
+from cofitune.evaluation.tasks import (
     SPECIALITY_PREFIX,
     generation_task,
     multiple_choice_task,
@@ -18,6 +16,8 @@ from cofitune.tasks import (
     validate_mc_file,
     validate_speciality_file,
 )
+from cofitune.infra import io
+from cofitune.models.modeling import load_prepared
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,11 @@ from typing import Any
 import pyarrow as pa
 import torch
 
-from cofitune import io
-from cofitune.candidates import BASE_ID
-from cofitune.methods import Method
-from cofitune.modeling import save_model
-from cofitune.records import TrainRecord
+from cofitune.infra import io
+from cofitune.infra.records import TrainRecord
+from cofitune.methods.candidates import BASE_ID
+from cofitune.methods.recipes import Method
+from cofitune.models.modeling import save_model
 from cofitune.stages.common import load_candidate_model
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def write_final_model(
     candidate: str, config: Mapping[str, Any], importance_sources: Mapping[str, Sequence[str]], out_dir: str | Path,
     claims_file: str | Path | None = None,
 ) -> None:
-    from cofitune.modelcard import FinalModel, region_manifest, render_model_card
-    from cofitune.provenance import config_hash, package_versions
+    from cofitune.handoff.modelcard import FinalModel, region_manifest, render_model_card
+    from cofitune.infra.provenance import config_hash, package_versions
 
     dtype = base_dtype(model_dir)
     model, tokenizer = load_candidate_model(model_dir, trained_file)
@@ -70,8 +70,8 @@ def write_final_model(
 def export_region(*, model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, candidate: str,
                   out_dir: str | Path) -> None:
     """results/export/: the final model's region for axolotl, PEFT and torchtune, with a README."""
-    from cofitune.modeling import empty_model
-    from cofitune.trainers import export_region as region_for_trainers
+    from cofitune.handoff.exports import export_region as region_for_trainers
+    from cofitune.models.modeling import empty_model
 
     record = TrainRecord.read(train_metrics)
     export = region_for_trainers(empty_model(model_dir), candidate, sorted(io.load_tensors(trained_file)), record.softmask)

@@ -12,9 +12,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cofitune import io, regions
-from cofitune.records import EvalRecord
-from cofitune.splits import CONFIRM, SELECT, SplitSizes
+from cofitune.evaluation.splits import CONFIRM, SELECT, SplitSizes
+from cofitune.infra import io
+from cofitune.infra.records import EvalRecord
+from cofitune.models import regions
 from cofitune.stages.common import load_candidate_model, resolve_device
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 def eval_plan(evaluation: Mapping[str, Any], tasks_dir: str | Path, split: str = CONFIRM):
     """The workflow's evaluation settings (config section plus resolved task names) as the EvalPlan
     of one item split: *select* scores versatility in `rank_format` only, *confirm* in every format."""
-    from cofitune.evaluate import EvalPlan
+    from cofitune.evaluation.harness import EvalPlan
 
     formats = (evaluation["rank_format"],) if split == SELECT else tuple(evaluation["formats"])
     return EvalPlan(
@@ -43,7 +44,7 @@ def evaluate_candidate(
     *, model_dir: str | Path, trained_file: str | Path | None, tasks_dir: str | Path, evaluation: Mapping[str, Any],
     candidate_id: str, split: str, metrics_file: str | Path, samples_file: str | Path, kl_files: Sequence[str | Path] = (),
 ) -> None:
-    from cofitune.evaluate import evaluate_model, samples_table
+    from cofitune.evaluation.harness import evaluate_model, samples_table
 
     plan = eval_plan(evaluation, tasks_dir, split)
     model, tokenizer = load_candidate_model(model_dir, trained_file)
@@ -67,8 +68,8 @@ def kl_from_base(
     evaluation: Mapping[str, Any], device: str,
 ) -> tuple[float | None, int]:
     """Mean KL(base || model) per token on the first `kl_examples` examples of `files` (0 for the base model)."""
-    from cofitune.data import collate, tokenize_examples, validate_file
-    from cofitune.forgetting import mean_token_kl
+    from cofitune.data.sft import collate, tokenize_examples, validate_file
+    from cofitune.evaluation.forgetting import mean_token_kl
 
     n = evaluation.get("kl_examples", 0)
     if not n or not files:

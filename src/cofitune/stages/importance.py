@@ -12,11 +12,11 @@ from typing import Any
 
 import torch
 
-from cofitune import io
-from cofitune.data import collate, tokenize_examples, validate_file
-from cofitune.logs import setup_logging
-from cofitune.modeling import empty_model, load_prepared, load_tokenizer
-from cofitune.sharding import ShardingSettings, materialise, shard_model
+from cofitune.data.sft import collate, tokenize_examples, validate_file
+from cofitune.infra import io
+from cofitune.infra.logs import setup_logging
+from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
+from cofitune.models.sharding import ShardingSettings, materialise, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ def estimate_importance(
     model sharded over them with FSDP2 when `sharding` is 'fsdp'."""
     from accelerate.utils import set_seed
 
-    from cofitune.importance import ImportanceSettings, normalise, pooled, split_half_reliability
+    from cofitune.fine.importance import ImportanceSettings, normalise, pooled, split_half_reliability
 
     accelerator = build_accelerator("fp32")
     set_seed(seed)
@@ -70,7 +70,7 @@ def estimate_importance(
 
 def _estimate_share(model, batches: Sequence[Any], estimator, accelerator, sharding: str) -> dict[str, torch.Tensor]:
     """Raw importance of `batches`, each process estimating its share and the processes summing."""
-    from cofitune.importance import estimate
+    from cofitune.fine.importance import estimate
 
     mine = batches[accelerator.process_index :: accelerator.num_processes]
     if sharding == "fsdp":  # every forward pass is collective: all processes make the same number of them
@@ -91,7 +91,7 @@ def _progress(batches: Sequence[Any]):
 
 
 def combine_importance(source_files: Sequence[str | Path], out_file: str | Path) -> None:
-    from cofitune.importance import combine
+    from cofitune.fine.importance import combine
 
     io.save_tensors(out_file, {f"norm.{t}": v for t, v in combine([load_importance(p) for p in source_files]).items()})
 
@@ -99,8 +99,8 @@ def combine_importance(source_files: Sequence[str | Path], out_file: str | Path)
 def tabulate_importance(
     *, sources: Sequence[str], source_files: Sequence[str | Path], combined_file: str | Path, table_out: str | Path, plot_dir: str | Path
 ) -> None:
-    from cofitune.plots import importance_heatmap
-    from cofitune.tables import importance_table
+    from cofitune.evidence.plots import importance_heatmap
+    from cofitune.evidence.tables import importance_table
 
     per_source = {name: io.load_tensors(path) for name, path in zip(sources, source_files, strict=True)}
     combined = load_importance(combined_file)

@@ -7,8 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cofitune import io, regions
-from cofitune.modeling import ModelSource, load_source, save_model
+from cofitune.infra import io
+from cofitune.models import regions
+from cofitune.models.modeling import ModelSource, load_source, save_model
 from cofitune.stages.common import load_candidate_model
 
 log = logging.getLogger(__name__)

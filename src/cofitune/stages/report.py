@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cofitune import io
+from cofitune.infra import io
 
 
 def draw_search_tree(*, trace_file: str | Path, summary_file: str | Path, out_file: str | Path) -> None:
-    from cofitune.plots import search_tree
+    from cofitune.evidence.plots import search_tree
 
     final = next((row for row in io.read_parquet(summary_file).to_pylist() if row["cofitune"]), None)
     with io.atomic_path(out_file) as tmp:
@@ -16,6 +16,6 @@ def draw_search_tree(*, trace_file: str | Path, summary_file: str | Path, out_fi
 
 
 def render_page(markdown_file: str | Path, title: str, out_file: str | Path) -> None:
-    from cofitune.pages import markdown_page
+    from cofitune.evidence.pages import markdown_page
 
     io.write_text(out_file, markdown_page(title, Path(markdown_file).read_text(encoding="utf-8")))

@@ -7,11 +7,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cofitune import search
-from cofitune.decision import choose
-from cofitune.records import EvalRecord, LevelDecision, TrainRecord
-from cofitune.regions import format_layer_range
-from cofitune.scores import candidate_scores
+from cofitune.coarse import search
+from cofitune.coarse.decision import choose
+from cofitune.evaluation.scores import candidate_scores
+from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
+from cofitune.models.regions import format_layer_range
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +57,9 @@ def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], sample
                 evaluation: Mapping[str, Any], seed: int, runs: Mapping[str, Sequence[str]]):
     import pyarrow as pa
 
-    from cofitune import io
-    from cofitune.decision import level_confidence
-    from cofitune.scores import item_scores_by_task, resampled_scores
+    from cofitune.coarse.decision import level_confidence
+    from cofitune.evaluation.scores import item_scores_by_task, resampled_scores
+    from cofitune.infra import io
 
     samples = pa.concat_tables([io.read_parquet(f) for f in samples_files]).to_pylist()
     nodes = [r["node"] for r in rows]

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cofitune import io
-from cofitune.candidates import BASE
-from cofitune.records import EvalRecord, LevelDecision, TrainRecord
+from cofitune.infra import io
+from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
+from cofitune.methods.candidates import BASE
 
 
 def aggregate(
@@ -19,7 +19,7 @@ def aggregate(
     (one row per evaluated item)."""
     import pyarrow as pa
 
-    from cofitune.tables import candidates_table
+    from cofitune.evidence.tables import candidates_table
 
     records = []
     for metrics_file in metrics_files:
@@ -42,11 +42,16 @@ def summarise(
     select score (what the search saw) stands beside its confirm score as the selection optimism."""
     import pyarrow.compute as pc
 
-    from cofitune.claims import claims_for, claims_table
-    from cofitune.markdown import markdown_report, search_confidence_markdown
-    from cofitune.scores import item_scores_by_task, paired_difference_tests, resampled_intervals, resampled_scores
-    from cofitune.splits import CONFIRM, split_item_counts
-    from cofitune.tables import SplitReport, search_choice_on_both, search_trace_table, summary_table
+    from cofitune.evaluation.scores import (
+        item_scores_by_task,
+        paired_difference_tests,
+        resampled_intervals,
+        resampled_scores,
+    )
+    from cofitune.evaluation.splits import CONFIRM, split_item_counts
+    from cofitune.evidence.claims import claims_for, claims_table
+    from cofitune.evidence.markdown import markdown_report, search_confidence_markdown
+    from cofitune.evidence.tables import SplitReport, search_choice_on_both, search_trace_table, summary_table
 
     evaluations = io.read_parquet(candidates_file)
     candidates = evaluations.filter(pc.equal(evaluations["eval_split"], CONFIRM))
@@ -79,7 +84,7 @@ RESAMPLES = 5000  # paired bootstrap draws of the summary and the claims (the sm
 def plot_results(
     *, summary_file: str | Path, train_metrics_files: Sequence[str | Path], rank_format: str, tradeoff_out: str | Path, loss_out: str | Path
 ) -> None:
-    from cofitune.plots import loss_curves, tradeoff_scatter
+    from cofitune.evidence.plots import loss_curves, tradeoff_scatter
 
     with io.atomic_path(tradeoff_out) as tmp:
         tradeoff_scatter(io.read_parquet(summary_file).to_pylist(), tmp, rank_format)

@@ -12,13 +12,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cofitune import io, regions
-from cofitune.candidates import Candidate, candidate_from_spec
-from cofitune.logs import setup_logging
-from cofitune.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
-from cofitune.modeling import empty_model, load_prepared, load_tokenizer
-from cofitune.records import TrainRecord
-from cofitune.sharding import ShardingSettings, full_tensor, materialise, shard_model
+from cofitune.fine.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
+from cofitune.infra import io
+from cofitune.infra.logs import setup_logging
+from cofitune.infra.records import TrainRecord
+from cofitune.methods.candidates import Candidate, candidate_from_spec
+from cofitune.models import regions
+from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
+from cofitune.models.sharding import ShardingSettings, full_tensor, materialise, shard_model
 from cofitune.stages.common import build_accelerator, json_arg, load_importance
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def train_candidate(
     `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
-    from cofitune.train import TrainSettings, train
+    from cofitune.training.loop import TrainSettings, train
 
     if budget_from is not None:
         candidate_spec = {**candidate_spec, "budget_params": TrainRecord.read(budget_from).trainable_params}
@@ -114,7 +115,7 @@ def interpolate_wise_ft(
     *, model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
 ) -> None:
     """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training."""
-    from cofitune.baselines import wise_ft
+    from cofitune.methods.baselines import wise_ft
 
     candidate = candidate_from_spec(candidate_spec)
     alpha = float(candidate.options["alpha"])

@@ -10,11 +10,11 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from cofitune import io
-from cofitune.claims import Claim, claims_table
-from cofitune.modeling import build_tiny_model, save_model
+from cofitune.evidence.claims import Claim, claims_table
+from cofitune.infra import io
+from cofitune.models.modeling import build_tiny_model, save_model
 from cofitune.stages.deliver import base_dtype, card_rows, write_final_model
-from tests.unit.test_modelcard import final_model, summary_row
+from tests.unit.handoff.test_modelcard import final_model, summary_row
 
 TRAINED = "model.layers.1.mlp.up_proj.weight"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cofitune import io
-from cofitune.modeling import build_tiny_model, load_prepared
+from cofitune.infra import io
+from cofitune.models.modeling import build_tiny_model, load_prepared
 from cofitune.stages import model as stages
 
 

@@ -6,8 +6,8 @@ import dataclasses
 
 import pyarrow as pa
 
-from cofitune import io
-from cofitune.records import EvalRecord, LevelDecision, TrainRecord
+from cofitune.infra import io
+from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.stages.search import decide_level
 
 EVALUATION = {"speciality": ["s"], "groups": {"g": ["v"]}, "formats": ["plain"], "rank_format": "plain"}

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cofitune import io
-from cofitune.data import tokenize_examples
-from cofitune.modeling import load_prepared
-from cofitune.records import TrainRecord
+from cofitune.data.sft import tokenize_examples
+from cofitune.infra import io
+from cofitune.infra.records import TrainRecord
+from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
 from cofitune.stages.train import interpolate_wise_ft, train_candidate
 from tests.conftest import make_examples
