@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cofitune.fine.importance_file import read_importance
 from cofitune.fine.masking import APPLY_MODES, resolve_parts, row_scales
 from cofitune.infra import io
 from cofitune.infra.provenance import package_versions
@@ -33,7 +34,6 @@ from cofitune.infra.records import TrainRecord
 from cofitune.methods.candidates import candidate_from_spec, spec_from_id, unmasked_region
 from cofitune.models import regions
 from cofitune.models.modeling import load_prepared
-from cofitune.stages.common import load_importance
 from cofitune.stages.train import TRAIN_METRICS_FILE, TRAINED_FILE, train_candidate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -105,7 +105,7 @@ def main() -> None:
     names = sorted(unmasked)
     candidate = candidate_from_spec(spec_from_id(masked_id))
     parts = resolve_parts(config.get("softmask", {}).get("parts", "auto"), model, candidate.trainable_names(model, config.get("module_sets")))
-    factors = row_scales(model, load_importance(results / "importance" / "combined.safetensors"), names, parts)
+    factors = row_scales(model, read_importance(results / "importance" / "combined.safetensors").norm, names, parts)
     transposed = regions.family_of(model).transposed
     rows = [{"mode": mode, "candidate": masked_id, "reference": unmasked_id, "seed": seed,
              **effect(base, unmasked, trained[mode], factors, transposed)} for mode in APPLY_MODES]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from cofitune.fine.importance_file import read_importance
 from cofitune.infra import io
 from cofitune.infra.provenance import package_versions
 from cofitune.stages.importance import estimate_importance
@@ -48,9 +49,8 @@ def main() -> None:
             estimate_importance(model_dir=Path(tmp) / "model", files=data, settings={**settings, "max_examples": examples},
                                 seed=config["seed"], out_file=out)
             seconds = time.perf_counter() - start
-            for name, rho in io.load_tensors(out).items():
-                if name.startswith("split_half."):
-                    rows.append(_row(args.model, examples, name.removeprefix("split_half."), rho, seconds))
+            for unit_type, rho in read_importance(out).split_half.items():
+                rows.append(_row(args.model, examples, unit_type, rho, seconds))
     lines = [
         f"# Split-half reliability of importance ({args.model} model, {data[0].relative_to(REPO)}, default importance settings)",
         "",

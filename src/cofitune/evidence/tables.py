@@ -98,8 +98,9 @@ def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluati
     return pa.Table.from_pylist(rows, schema=schema)
 
 
-def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapping[str, Any]) -> pa.Table:
-    """Long form: one row per (source, layer, unit type, unit); the combined rows have no raw value."""
+def importance_table(per_source: Mapping[str, Any], combined: Mapping[str, Any]) -> pa.Table:
+    """Long form: one row per (source, layer, unit type, unit); the combined rows have no raw value.
+    `per_source`: source -> its `cofitune.fine.importance_file.Importance`; `combined`: unit type -> values."""
     names = ("source", "layer", "unit_type", "unit_index", "raw", "normalised", "split_half_rho")
     columns: dict[str, list] = {k: [] for k in names}
 
@@ -115,11 +116,9 @@ def importance_table(per_source: Mapping[str, Mapping[str, Any]], combined: Mapp
         columns["split_half_rho"] += [None if rho is None or math.isnan(rho[layer]) else float(rho[layer])
                                       for layer in range(layers) for _ in range(units)]
 
-    for source, tensors in per_source.items():
-        for key, normalised in tensors.items():
-            if key.startswith("norm."):
-                unit_type = key.removeprefix("norm.")
-                add(source, unit_type, normalised, tensors[f"raw.{unit_type}"], tensors.get(f"split_half.{unit_type}"))
+    for source, importance in per_source.items():
+        for unit_type, normalised in importance.norm.items():
+            add(source, unit_type, normalised, importance.raw[unit_type], importance.split_half.get(unit_type))
     for unit_type, normalised in combined.items():
         add("combined", unit_type, normalised, None, None)
     schema = pa.schema([("source", pa.string()), ("layer", pa.int32()), ("unit_type", pa.string()),

@@ -34,18 +34,6 @@ def load_candidate_model(model_dir: str | Path, trained_file: str | Path | None)
     return model, tokenizer
 
 
-def load_importance(path: str | Path) -> dict[str, torch.Tensor]:
-    """The normalised importance per unit type (what the soft-mask uses); NaN or inf is refused."""
-    importance = {k.removeprefix("norm."): v for k, v in io.load_tensors(path).items() if k.startswith("norm.")}
-    for unit_type, values in importance.items():
-        bad = ~torch.isfinite(values)
-        if bad.any():
-            layers = sorted({int(i) for i in bad.nonzero()[:, 0]})
-            raise io.DataError(path, f"{int(bad.sum())} NaN/inf values of {unit_type} importance (layers {layers}); "
-                                     "delete this file (and its sources) to estimate it again")
-    return importance
-
-
 def resolve_precision(precision: str) -> str:
     """'auto': bf16 on a GPU that has it, otherwise full fp32 (exact, and what CPU tests compare)."""
     if precision != "auto":

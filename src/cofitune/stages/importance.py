@@ -13,11 +13,12 @@ from typing import Any
 import torch
 
 from cofitune.data.sft import collate, tokenize_examples, validate_file
+from cofitune.fine.importance_file import Importance, read_importance, write_importance
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
 from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.models.sharding import ShardingSettings, materialise, shard_model
-from cofitune.stages.common import build_accelerator, json_arg, load_importance
+from cofitune.stages.common import build_accelerator, json_arg
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,8 @@ def estimate_importance(
             raise FloatingPointError(f"{unit_type} importance is NaN/inf: the model's outputs on {list(files)} are not finite "
                                      "(check the model's weights and importance.max_length)")
     if accelerator.is_main_process:
-        tensors = {**{f"raw.{t}": v for t, v in raw.items()}, **{f"norm.{t}": normalise(v) for t, v in raw.items()},
-                   **{f"split_half.{t}": rho for t, rho in reliability.items()}}
-        io.save_tensors(out_file, tensors, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
+        importance = Importance(norm={t: normalise(v) for t, v in raw.items()}, raw=raw, split_half=reliability)
+        write_importance(out_file, importance, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
     accelerator.wait_for_everyone()
 
 
@@ -93,7 +93,7 @@ def _progress(batches: Sequence[Any]):
 def combine_importance(source_files: Sequence[str | Path], out_file: str | Path) -> None:
     from cofitune.fine.importance import combine
 
-    io.save_tensors(out_file, {f"norm.{t}": v for t, v in combine([load_importance(p) for p in source_files]).items()})
+    write_importance(out_file, Importance(norm=combine([read_importance(p).norm for p in source_files])))
 
 
 def tabulate_importance(
@@ -102,18 +102,18 @@ def tabulate_importance(
     from cofitune.evidence.plots import importance_heatmap
     from cofitune.evidence.tables import importance_table
 
-    per_source = {name: io.load_tensors(path) for name, path in zip(sources, source_files, strict=True)}
-    combined = load_importance(combined_file)
+    per_source = {name: read_importance(path) for name, path in zip(sources, source_files, strict=True)}
+    combined = read_importance(combined_file).norm
     io.write_parquet(table_out, importance_table(per_source, combined))
     for unit_type, values in combined.items():
         with io.atomic_path(Path(plot_dir) / f"importance_{unit_type}.png") as tmp:
             importance_heatmap(values, unit_type, tmp, reliability_note(per_source, unit_type))
 
 
-def reliability_note(per_source: Mapping[str, Mapping[str, torch.Tensor]], unit_type: str) -> str:
+def reliability_note(per_source: Mapping[str, Importance], unit_type: str) -> str:
     """'split-half reliability (median Spearman over layers): general 0.62' for a picture's title."""
-    medians = [f"{name} {float(t[f'split_half.{unit_type}'].nanmedian()):.2f}" for name, t in per_source.items()
-               if f"split_half.{unit_type}" in t]
+    medians = [f"{name} {float(f.split_half[unit_type].nanmedian()):.2f}" for name, f in per_source.items()
+               if unit_type in f.split_half]
     return f"split-half reliability (median Spearman over layers): {', '.join(medians)}" if medians else ""
 
 

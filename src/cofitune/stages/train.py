@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cofitune.fine.importance_file import read_importance
 from cofitune.fine.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
@@ -20,7 +21,7 @@ from cofitune.methods.candidates import Candidate, candidate_from_spec
 from cofitune.models import regions
 from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.models.sharding import ShardingSettings, full_tensor, materialise, shard_model
-from cofitune.stages.common import build_accelerator, json_arg, load_importance
+from cofitune.stages.common import build_accelerator, json_arg
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence
         return None
     if importance_file is None:
         raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
-    scales = row_scales(model, controlled(load_importance(importance_file), candidate.control, seed), trainable, parts)
+    scales = row_scales(model, controlled(read_importance(importance_file).norm, candidate.control, seed), trainable, parts)
     if not scales:
         raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
     return SoftMask(model, scales, apply)
