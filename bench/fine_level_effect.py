@@ -34,10 +34,13 @@ from cofitune.infra.records import TrainRecord
 from cofitune.methods.candidates import candidate_from_spec, spec_from_id, unmasked_region
 from cofitune.models import regions
 from cofitune.models.modeling import load_prepared
-from cofitune.stages.train import TRAIN_METRICS_FILE, TRAINED_FILE, train_candidate
+from cofitune.stages.train import train_candidate
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import write_results
+
+# the workflow's layout of a training's outputs (results/train/<id>/)
+TRAINED_FILE, TRAIN_METRICS_FILE = "trained.safetensors", "train_metrics.json"
 
 
 def final_id(results: Path) -> str:
@@ -79,8 +82,8 @@ def trained_weights(results: Path, candidate_id: str, apply: str | None, config:
         return io.load_tensors(own / TRAINED_FILE)
     out = scratch / f"{candidate_id}_{apply}"
     train_candidate(model_dir=results / "model" / "base", data_dir=results / "data" / "train",
-                    candidate_spec={**spec_from_id(candidate_id), "id": candidate_id}, training=config["training"], seed=seed, out_dir=out,
-                    module_sets=config.get("module_sets") or {},
+                    candidate_spec={**spec_from_id(candidate_id), "id": candidate_id}, training=config["training"], seed=seed,
+                    trained_out=out / TRAINED_FILE, metrics_out=out / TRAIN_METRICS_FILE, checkpoint_dir=out / "checkpoint", module_sets=config.get("module_sets") or {},
                     importance_file=results / "importance" / "combined.safetensors" if apply else None,
                     softmask_parts=config.get("softmask", {}).get("parts", "auto"), softmask_apply=apply or "update")
     return io.load_tensors(out / TRAINED_FILE)

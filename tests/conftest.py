@@ -30,6 +30,11 @@ def tiny_neox():
     return build_tiny_model("tiny-gpt-neox", seed=0)
 
 
+def train_outputs(folder):
+    """A training's three outputs in the workflow's layout (results/train/<id>/), as train_candidate's keywords."""
+    return {"trained_out": folder / "trained.safetensors", "metrics_out": folder / "train_metrics.json", "checkpoint_dir": folder / "checkpoint"}
+
+
 def make_examples(n: int = 32) -> list[Example]:
     return [
         Example(({"role": "user", "content": f"What is {i} plus {i + 1}?"},), str(2 * i + 1), f"mem:{i}")

@@ -22,12 +22,18 @@ from pathlib import Path
 import torch
 
 
+def _outputs(folder: Path) -> list[str]:
+    """A training's three outputs in the workflow's layout (results/train/<id>/)."""
+    return ["--trained-out", str(folder / "trained.safetensors"), "--metrics-out", str(folder / "train_metrics.json"),
+            "--checkpoint-dir", str(folder / "checkpoint")]
+
+
 def train(model_dir, data_dir, importance, out_root, specs, training) -> None:
     from cofitune.stages.train import main
 
     for spec in json.loads(specs):
         args = ["--model-dir", model_dir, "--data-dir", data_dir, "--candidate", json.dumps(spec), "--training", training,
-                "--seed", "3", "--out-dir", str(Path(out_root) / spec["id"])]
+                "--seed", "3", *_outputs(Path(out_root) / spec["id"])]
         if spec.get("softmask"):
             args += ["--importance", importance, "--softmask-parts", json.dumps(["attention", "input_projection", "output_projection"])]
         main(args)

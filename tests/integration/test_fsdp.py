@@ -25,7 +25,7 @@ from cofitune.infra import io
 from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
 from cofitune.stages.train import train_candidate
-from tests.conftest import make_examples
+from tests.conftest import make_examples, train_outputs
 from tests.integration.helpers import kill_tree
 
 pytestmark = pytest.mark.integration
@@ -89,7 +89,8 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
     for spec in SPECS:
         kwargs = {"importance_file": prepared / "importance.safetensors",
                   "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}
-        train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3, out_dir=tmp_path / "single" / spec["id"], **kwargs)
+        train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3,
+                        **train_outputs(tmp_path / "single" / spec["id"]), **kwargs)
         fsdp = io.load_tensors(tmp_path / "fsdp" / spec["id"] / "trained.safetensors")
         single = io.load_tensors(tmp_path / "single" / spec["id"] / "trained.safetensors")
         assert fsdp.keys() == single.keys() and fsdp

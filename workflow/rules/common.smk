@@ -26,6 +26,7 @@ from cofitune.methods.candidates import (
     candidate_from_spec,
     control_region,
     parse_replicate,
+    training_seed,
     region_id,
     spec_from_id,
     specs_by_id,
@@ -107,6 +108,10 @@ def trained_file(candidate):
 
 def train_metrics(candidate):
     return train_dir(candidate) / "train_metrics.json"
+
+
+def train_checkpoint(candidate):
+    return train_dir(candidate) / "checkpoint"
 
 
 def eval_metrics(candidate, split=CONFIRM):
@@ -211,8 +216,7 @@ def spec_for(candidate):
 
 
 def seed_for(candidate):
-    """The training seed: a replicate's own, otherwise the run's."""
-    return parse_replicate(candidate)[1] or config["seed"]
+    return training_seed(candidate, config["seed"])
 
 
 def training_for(candidate):

@@ -23,7 +23,7 @@ rule train_candidate:
         ),
         budget=lambda wc, input: ["--budget-from", input.budget] if "budget" in input.keys() else [],
         seed=lambda wc: seed_for(wc.candidate),
-        out_dir=lambda wc: train_dir(wc.candidate),
+        checkpoint=lambda wc: train_checkpoint(wc.candidate),
         launch=launcher(),
         code=code_hash("cofitune.stages.train:main"),
     threads: all_cores()
@@ -40,7 +40,8 @@ rule train_candidate:
             "ACCELERATE_CFG={input.accelerate:q}; OMP_NUM_THREADS={threads} {params.launch} -m cofitune.stages.train"
             " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
             " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
-            " --out-dir {params.out_dir:q} {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
+            " --trained-out {output.trained:q} --metrics-out {output.metrics:q} --checkpoint-dir {params.checkpoint:q}"
+            " {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
         )
 
 
@@ -52,6 +53,7 @@ rule interpolate_wise_ft:
     input:
         model=MODEL_DIR,
         full_sft=trained_file("full_sft"),
+        full_sft_metrics=train_metrics("full_sft"),
     output:
         trained=trained_file("{candidate}"),
         metrics=train_metrics("{candidate}"),

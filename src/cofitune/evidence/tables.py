@@ -80,7 +80,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "eval_split": evaluated.split,
         "eval_batch_size": evaluated.batch_size,
         "eval_wall_seconds": evaluated.wall_seconds,
-        "seed": parse_replicate(evaluated.candidate)[1] or config["seed"],  # the training seed (a replicate's own)
+        "seed": trained.seed,  # the training seed (a replicate's own; Wise-FT: its full SFT's)
         "config_hash": config_hash(config),
         "versions": json.dumps(package_versions(), sort_keys=True),
         **scores,

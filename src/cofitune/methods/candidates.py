@@ -99,6 +99,12 @@ def parse_replicate(candidate_id: str) -> tuple[str, int | None]:
     return (match["model"], int(match["seed"])) if match else (candidate_id, None)
 
 
+def training_seed(candidate_id: str, run_seed: int) -> int:
+    """The seed a candidate trains under: a replicate's own, otherwise the run's (recorded in its TrainRecord)."""
+    seed = parse_replicate(candidate_id)[1]
+    return run_seed if seed is None else seed
+
+
 def replicate_seeds(replicates: Mapping[str, Any], seed: int) -> list[int]:
     """The training seeds of a replicated model: the run's seed first, then `seeds - 1` more (or the list given)."""
     seeds = replicates.get("seeds", 1)

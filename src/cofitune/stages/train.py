@@ -25,17 +25,15 @@ from cofitune.stages.common import build_accelerator, json_arg
 
 log = logging.getLogger(__name__)
 
-TRAINED_FILE = "trained.safetensors"
-TRAIN_METRICS_FILE = "train_metrics.json"
-CHECKPOINT_DIR = "checkpoint"
 
 
 def train_candidate(
     *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
-    out_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
+    trained_out: str | Path, metrics_out: str | Path, checkpoint_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
     softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None, softmask_apply: str = "update",
 ) -> None:
-    """Selective SFT of one candidate; writes only the trained tensors and its TrainRecord.
+    """Selective SFT of one candidate; writes the trained tensors (`trained_out`) and its TrainRecord
+    (`metrics_out`), resuming from and then removing `checkpoint_dir` (kept with keep_checkpoint).
     `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
@@ -43,7 +41,7 @@ def train_candidate(
 
     if budget_from is not None:
         candidate_spec = {**candidate_spec, "budget_params": TrainRecord.read(budget_from).trainable_params}
-    out_dir, candidate = Path(out_dir), candidate_from_spec(candidate_spec)
+    candidate = candidate_from_spec(candidate_spec)
     settings = replace(TrainSettings.from_config(dict(training), seed=seed), update_fraction=candidate.recipe.update_fraction(candidate))
     accelerator = build_accelerator(training.get("precision", "auto"))
     set_seed(seed)
@@ -73,12 +71,12 @@ def train_candidate(
     log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask %s, %s, %d process(es), sharding %s",
              candidate.id, candidate.method, n_trained, total_params, len(rows), mask or "off",
              accelerator.mixed_precision, accelerator.num_processes, sharding.mode)
-    result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=out_dir / CHECKPOINT_DIR,
+    result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=Path(checkpoint_dir),
                    fingerprint=fingerprint, grad_transform=_chain(transforms),
                    step_scales=mask.step_scales() if mask else None)
     trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
     if accelerator.is_main_process:
-        io.save_tensors(out_dir / TRAINED_FILE, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
+        io.save_tensors(trained_out, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
         TrainRecord(
             **candidate.describe(), options=dict(candidate.options),
             layer_indices=candidate.layer_indices(len(regions.decoder_layers(model))), trainable_tensors=len(trainable),
@@ -89,9 +87,9 @@ def train_candidate(
             softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
             softmask_apply=softmask_apply if mask else "", seed=seed,
             learning_rate=training["learning_rate"], history=result.history,
-        ).write(out_dir / TRAIN_METRICS_FILE)
+        ).write(metrics_out)
         if not training.get("keep_checkpoint", False):  # the outputs are written: resuming is no longer needed
-            shutil.rmtree(out_dir / CHECKPOINT_DIR, ignore_errors=True)
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
 
 
@@ -113,9 +111,11 @@ def _chain(transforms: Sequence[Any]):
 
 
 def interpolate_wise_ft(
-    *, model_dir: str | Path, full_sft_file: str | Path, candidate_spec: Mapping[str, Any], trained_out: str | Path, metrics_out: str | Path
+    *, model_dir: str | Path, full_sft_file: str | Path, full_sft_metrics: str | Path, candidate_spec: Mapping[str, Any],
+    trained_out: str | Path, metrics_out: str | Path,
 ) -> None:
-    """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training."""
+    """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training of its
+    own (its record carries the seed of the full SFT it interpolates)."""
     from cofitune.methods.baselines import wise_ft
 
     candidate = candidate_from_spec(candidate_spec)
@@ -125,7 +125,7 @@ def interpolate_wise_ft(
     io.save_tensors(trained_out, wise_ft(base, io.load_tensors(full_sft_file), alpha))
     n_layers = len(regions.decoder_layers(model))
     TrainRecord.untrained(candidate.describe(), {"alpha": alpha}, candidate.layer_indices(n_layers), regions.count_parameters(model),
-                          seed=0).write(metrics_out)
+                          seed=TrainRecord.read(full_sft_metrics).seed).write(metrics_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--training", required=True, type=json_arg, help="JSON of the config's training section")
     parser.add_argument("--module-sets", type=json_arg, default={}, help="JSON: module set name -> roles")
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--trained-out", required=True, help="the trained tensors (.safetensors)")
+    parser.add_argument("--metrics-out", required=True, help="the TrainRecord (train_metrics.json)")
+    parser.add_argument("--checkpoint-dir", required=True, help="resume state, removed when the training ends")
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
     parser.add_argument("--softmask-apply", choices=APPLY_MODES, default="update", help="where the soft-mask's factors act")
@@ -144,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate, training=args.training,
-                    seed=args.seed, out_dir=args.out_dir, module_sets=args.module_sets, importance_file=args.importance,
+                    seed=args.seed, trained_out=args.trained_out, metrics_out=args.metrics_out,
+                    checkpoint_dir=args.checkpoint_dir, module_sets=args.module_sets, importance_file=args.importance,
                     softmask_parts=args.softmask_parts, budget_from=args.budget_from, softmask_apply=args.softmask_apply)
     return 0
 

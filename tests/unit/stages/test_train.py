@@ -11,7 +11,7 @@ from cofitune.infra.records import TrainRecord
 from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
 from cofitune.stages.train import interpolate_wise_ft, train_candidate
-from tests.conftest import make_examples
+from tests.conftest import make_examples, train_outputs
 
 TRAINING = {"learning_rate": 1e-3, "max_steps": 2, "micro_batch_size": 4, "precision": "fp32", "save_every_steps": 1}
 
@@ -30,7 +30,7 @@ def prepared(tmp_path_factory):
 
 
 def _train(prepared, tmp_path, spec, **kwargs):
-    train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3, out_dir=tmp_path,
+    train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3, **train_outputs(tmp_path),
                     **kwargs)
     return io.load_tensors(tmp_path / "trained.safetensors"), TrainRecord.read(tmp_path / "train_metrics.json")
 
@@ -47,7 +47,7 @@ def test_a_soft_masked_region_writes_its_tensors_and_record(prepared, tmp_path):
 
 def test_keep_checkpoint_keeps_the_resume_state(prepared, tmp_path):
     train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec={"layers": "q2", "modules": "ffn"},
-                    training={**TRAINING, "keep_checkpoint": True}, seed=3, out_dir=tmp_path)
+                    training={**TRAINING, "keep_checkpoint": True}, seed=3, **train_outputs(tmp_path))
     assert (tmp_path / "checkpoint" / "state.json").is_file() and (tmp_path / "trained.safetensors").is_file()
 
 
@@ -70,8 +70,9 @@ def test_lora_hands_back_merged_base_weights_and_wise_ft_interpolates(prepared, 
     assert set(tensors) == {f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)} and record.method == "lora"
     full, _ = _train(prepared, tmp_path / "full", {"layers": "all", "modules": "all"})
     interpolate_wise_ft(model_dir=prepared / "model", full_sft_file=tmp_path / "full" / "trained.safetensors",
-                        candidate_spec={"method": "wise_ft", "alpha": 0.5}, trained_out=tmp_path / "wise.safetensors",
-                        metrics_out=tmp_path / "wise.json")
+                        full_sft_metrics=tmp_path / "full" / "train_metrics.json", candidate_spec={"method": "wise_ft", "alpha": 0.5},
+                        trained_out=tmp_path / "wise.safetensors", metrics_out=tmp_path / "wise.json")
+    assert TrainRecord.read(tmp_path / "wise.json").seed == 3  # the seed of the full SFT it interpolates
     base = dict(load_prepared(prepared / "model")[0].named_parameters())
     mixed = io.load_tensors(tmp_path / "wise.safetensors")
     name = "model.layers.0.mlp.up_proj.weight"
