@@ -23,7 +23,7 @@ from cofitune.methods.candidates import (
     candidates_from_config,
     parse_region_control,
 )
-from cofitune.methods.recipes import SPECTRUM_MATCHES_FINAL, Method, baseline_specs
+from cofitune.methods.recipes import baseline_errors, baseline_specs
 from cofitune.models.regions import resolve_roles
 
 # The largest seed numpy's and lm-eval's generators accept (2**32 - 1); the schema holds the same bound.
@@ -73,9 +73,10 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     try:
         for candidate in candidates_from_config(static_specs(config)):
             candidate.recipe.check(candidate, config.get("module_sets"))
+            errors += candidate.recipe.config_errors(candidate, config)  # what the method refuses to combine with
     except ValueError as err:
         errors += [] if baseline_ids else [f"candidates: {err}"]
-    return (errors + gpu_errors(config) + learning_rate_errors(config) + budget_errors(config) + mofo_errors(config)
+    return (errors + gpu_errors(config) + baseline_errors(config)
             + split_errors(config) + seed_errors(config) + replicate_model_errors(config) + device_errors(config)
             + task_prefix_errors(config))
 
@@ -85,9 +86,8 @@ def baseline_id_errors(config: Mapping[str, Any]) -> list[str]:
     named by the baseline key, since baselines take no `id` of their own."""
     errors, seen = [], {}
     for spec in baseline_specs(config.get("baselines", {})):
-        candidate_id = candidate_from_spec(spec).id
-        method = spec.get("method", "full_sft")
-        key = "baselines.wise_ft.alphas" if method == "wise_ft" else f"baselines.{method}"
+        candidate = candidate_from_spec(spec)
+        candidate_id, key = candidate.id, candidate.method.config_key
         if candidate_id in seen:
             errors.append(f"{key}: two entries make the same model {candidate_id!r}; list each value once "
                           "(learning rates must differ in their first 6 significant digits)")
@@ -174,32 +174,6 @@ def task_prefix_errors(config: Mapping[str, Any]) -> list[str]:
     names = {*versatility.get("local_tasks", {}), *(t for tasks in versatility.get("groups", {}).values() for t in tasks)}
     return [f"versatility: task {name!r} starts with {SPECIALITY_PREFIX!r}, the prefix of the speciality tasks (speciality.tasks "
             f"makes {SPECIALITY_PREFIX}<name>); rename it" for name in sorted(names) if name.startswith(SPECIALITY_PREFIX)]
-
-
-def mofo_errors(config: Mapping[str, Any]) -> list[str]:
-    """MoFO gathers each tensor's momentum where the optimizer state lives: not from host memory."""
-    if config.get("training", {}).get("cpu_offload") and any(s.get("method") == Method.MOFO.value for s in static_specs(config)):
-        return ["baselines.mofo / method: mofo: not with training.cpu_offload (MoFO gathers each tensor's momentum on the "
-                "device every step); turn one of them off"]
-    return []
-
-
-def budget_errors(config: Mapping[str, Any]) -> list[str]:
-    """A baseline matched to the CoFiTune model's budget needs a search that makes one."""
-    matched = [s.get("id") or s["method"] for s in static_specs(config) if s.get("budget") == SPECTRUM_MATCHES_FINAL]
-    if matched and config.get("search", {}).get("mode", "greedy") == "off":
-        return [f"baselines.spectrum.match_final / budget: final ({', '.join(matched)}): search.mode is off, so there is no "
-                "CoFiTune model whose budget to match"]
-    return []
-
-
-def learning_rate_errors(config: Mapping[str, Any]) -> list[str]:
-    """Full SFT's extra learning rates must differ from the one full_sft itself trains at."""
-    extra = config.get("baselines", {}).get("full_sft")
-    default = config.get("training", {}).get("learning_rate", 3e-4)
-    if isinstance(extra, list) and default in extra:
-        return [f"baselines.full_sft: {default:g} is training.learning_rate, at which full_sft already trains; list only other rates"]
-    return []
 
 
 def gpu_errors(config: Mapping[str, Any]) -> list[str]:

@@ -175,3 +175,15 @@ def test_the_readme_architecture_map_names_every_subpackage_module_and_stage():
             text = entries[f"{layer}/"]
             named = [m for m in modules if (f"{m}.py" if layer != "stages" else m) in text]
             assert named == modules, f"the README's map of {layer}/ misses {sorted(set(modules) - set(named))}"
+
+
+def test_the_dag_and_the_config_checks_name_no_method():
+    """The recipes answer what a method waits for, derives from, how its id is spelt and what it
+    refuses: the rule files and the configuration layer ask them, and branch on no method."""
+    from cofitune.methods.recipes import Method
+
+    names = {m.value for m in Method} - {"base", "region"}
+    for path in [REPO / "workflow" / "rules" / "common.smk", REPO / "workflow" / "rules" / "train.smk", PACKAGE_DIR / "configuration.py"]:
+        text = path.read_text()
+        found = sorted(n for n in names if re.search(rf"\b{re.escape(n)}\b", text)) + re.findall(r"\bMethod\.\w+|SPECTRUM_\w+", text)
+        assert not found, f"{path.name} names methods: {found}"

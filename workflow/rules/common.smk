@@ -1,5 +1,6 @@
 # Config validation, paths and wildcard constraints. No logic beyond that: the method lives in src/.
 import json
+import re
 import os
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ from cofitune.methods.candidates import (
     unmasked_region,
     with_replicates,
 )
-from cofitune.methods.recipes import SPECTRUM_MATCHES_FINAL, baseline_specs
+from cofitune.methods.recipes import baseline_specs
 from cofitune.configuration import check_config, check_config_files, check_inputs, evaluation_settings, static_specs
 from cofitune.infra.io import read_yaml
 from cofitune.infra.provenance import code_hash
@@ -224,10 +225,24 @@ def training_for(candidate):
     return {**config["training"], **spec_for(candidate).get("training", {})}
 
 
+def recipe_of(candidate):
+    """The candidate and its method's recipe, which answers the DAG's questions about it."""
+    built = candidate_from_spec(spec_for(candidate))
+    return built, built.recipe
+
+
+def waits_for_final(candidate):
+    built, recipe = recipe_of(candidate)
+    return recipe.waits_for_final(built)
+
+
+# Models made from another's weights without training (Wise-FT from full SFT): candidate -> parent.
+DERIVED = {c: parent for c in CANDIDATE_SPECS if (parent := recipe_of(c)[1].derived_from(recipe_of(c)[0]))}
+
+
 def budget_input(wildcards):
     """A baseline matched to the CoFiTune model's budget reads it from that model's record."""
-    matches = spec_for(wildcards.candidate).get("budget") == SPECTRUM_MATCHES_FINAL
-    return {"budget": train_metrics(final_candidate())} if matches else {}
+    return {"budget": train_metrics(final_candidate())} if waits_for_final(wildcards.candidate) else {}
 
 
 def importance_input(wildcards):
@@ -283,7 +298,7 @@ def known_candidates():
     """The models known before the search (base, baselines, extras, and their replicates): the
     DAG runs them alongside the search instead of after it. A baseline matched to the final
     model's budget waits for the search, like the final model."""
-    ids = [BASE_ID, *(c for c, spec in CANDIDATE_SPECS.items() if spec.get("budget") != SPECTRUM_MATCHES_FINAL)]
+    ids = [BASE_ID, *(c for c in CANDIDATE_SPECS if not waits_for_final(c))]
     return with_replicates(ids, {"baselines": BASELINE_IDS}, config["replicates"], config["seed"],
                            lambda c: candidate_from_spec(spec_for(c)).trains)
 

@@ -45,23 +45,23 @@ rule train_candidate:
         )
 
 
-# Wise-FT needs no training: it interpolates the base and the full-SFT weights.
-ruleorder: interpolate_wise_ft > train_candidate
+# A model its recipe derives from another's weights (Wise-FT: base and full SFT) needs no training.
+ruleorder: derive_weights > train_candidate
 
 
-rule interpolate_wise_ft:
+rule derive_weights:
     input:
         model=MODEL_DIR,
-        full_sft=trained_file("full_sft"),
-        full_sft_metrics=train_metrics("full_sft"),
+        parent=lambda wc: trained_file(DERIVED[wc.candidate]),
+        parent_metrics=lambda wc: train_metrics(DERIVED[wc.candidate]),
     output:
         trained=trained_file("{candidate}"),
         metrics=train_metrics("{candidate}"),
     wildcard_constraints:
-        candidate=r"wise_ft_[0-9.]+",
+        candidate="|".join(re.escape(c) for c in DERIVED) or "(?!)",  # (?!): matches nothing
     params:
         candidate=lambda wc: spec_for(wc.candidate),
-        code=code_hash("cofitune.stages.train:interpolate_wise_ft"),
+        code=code_hash("cofitune.stages.train:derive_weights"),
     log:
         log_file("train/{candidate}"),
     benchmark:
@@ -69,4 +69,4 @@ rule interpolate_wise_ft:
     conda:
         "../../envs/cofitune.yaml"
     script:
-        "../scripts/interpolate_wise_ft.py"
+        "../scripts/derive_weights.py"

@@ -58,6 +58,11 @@ class Method(str, Enum):
     def recipe(self) -> Recipe:
         return RECIPES[self]
 
+    @property
+    def config_key(self) -> str:
+        """The config key a baseline of this method comes from, for messages."""
+        return self.recipe.config_key or f"baselines.{self.value}"
+
 
 # What a config candidate may name as `method` (the region variants follow from layers/modules/softmask).
 CONFIG_METHODS = (Method.REGION, Method.LORA, Method.L2, Method.HFT, Method.LAST_N, Method.WISE_FT, Method.SPECTRUM, Method.MOFO)
@@ -71,6 +76,7 @@ class Recipe:
     is_region = False  # layer_range and module_set describe what it trains
     is_search_node = False  # rows are named by their region id
     adds_weights = False  # creates tensors the base checkpoint does not hold (LoRA's adapters)
+    config_key: str | None = None  # the config key of its baseline, when not baselines.<method>
 
     def default_id(self, options: Mapping[str, Any]) -> str:
         raise NotImplementedError
@@ -83,6 +89,23 @@ class Recipe:
 
     def check(self, candidate: Candidate, module_sets: Mapping[str, Sequence[str]] | None) -> None:
         """Config-time checks that need no model (raise ValueError)."""
+
+    def config_errors(self, candidate: Candidate, config: Mapping[str, Any]) -> list[str]:
+        """What this method may not be combined with in a config (checked before any job)."""
+        return []
+
+    def derived_from(self, candidate: Candidate) -> str | None:
+        """The id of the trained model whose weights this one is made from, without a training of
+        its own (the DAG's `derive_weights` rule); None: a training job makes it, or nothing does."""
+        return None
+
+    def derive(self, base: Mapping[str, Any], parent: Mapping[str, Any], candidate: Candidate) -> dict:
+        """The tensors of a derived model from the base's and its parent's (see `derived_from`)."""
+        raise NotImplementedError(f"{self.label} is not derived from another model")
+
+    def waits_for_final(self, candidate: Candidate) -> bool:
+        """Whether it can be set up only once the CoFiTune model is trained (its budget is that model's)."""
+        return False
 
     def network(self, model: nn.Module, candidate: Candidate, trainable: Sequence[str], seed: int) -> nn.Module:
         regions.freeze_all_but(model, trainable)
@@ -172,6 +195,12 @@ class MofoRecipe(RegionRecipe):
     def update_fraction(self, candidate):
         return self._fraction(candidate.options)
 
+    def config_errors(self, candidate, config):
+        if config.get("training", {}).get("cpu_offload"):
+            return [f"baselines.mofo / method: mofo ({candidate.id}): not with training.cpu_offload (MoFO gathers each "
+                    "tensor's momentum on the device every step); turn one of them off"]
+        return []
+
     @staticmethod
     def _fraction(options: Mapping[str, Any]) -> float:
         from cofitune.training.mofo import DEFAULT_FRACTION
@@ -248,6 +277,15 @@ class SpectrumRecipe(Recipe):
             return f"spectrum_{SPECTRUM_MATCHES_FINAL}"
         return f"spectrum_{float(options.get('fraction', 0.25)):g}"
 
+    def waits_for_final(self, candidate):
+        return candidate.options.get("budget") == SPECTRUM_MATCHES_FINAL
+
+    def config_errors(self, candidate, config):
+        if self.waits_for_final(candidate) and config.get("search", {}).get("mode", "greedy") == "off":
+            return [f"baselines.spectrum.match_final / budget: final ({candidate.id}): search.mode is off, so there is no "
+                    "CoFiTune model whose budget to match"]
+        return []
+
     def trainable_names(self, candidate, model, module_sets, seed):
         from cofitune.methods.spectrum import spectrum_selection
 
@@ -277,6 +315,15 @@ class WiseFtRecipe(Recipe):
 
     label = "Wise-FT"
     trains = False
+    config_key = "baselines.wise_ft.alphas"
+
+    def derived_from(self, candidate):
+        return Method.FULL_SFT.value
+
+    def derive(self, base, parent, candidate):
+        from cofitune.methods.baselines import wise_ft
+
+        return wise_ft(base, parent, float(candidate.options["alpha"]))
 
     def default_id(self, options):
         return f"wise_ft_{float(options['alpha']):g}"
@@ -320,6 +367,16 @@ RECIPES: dict[Method, Recipe] = {
     Method.SPECTRUM: SpectrumRecipe(),
     Method.MOFO: MofoRecipe(),
 }
+
+
+def baseline_errors(config: Mapping[str, Any]) -> list[str]:
+    """What the config's `baselines` section may not say: full SFT's extra learning rates must
+    differ from the one full SFT itself trains at."""
+    extra = config.get("baselines", {}).get("full_sft")
+    default = config.get("training", {}).get("learning_rate", 3e-4)
+    if isinstance(extra, list) and default in extra:
+        return [f"baselines.full_sft: {default:g} is training.learning_rate, at which full_sft already trains; list only other rates"]
+    return []
 
 
 def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Rules `train_candidate` (accelerate-launched: `python -m cofitune.stages.train`) and
-`interpolate_wise_ft`. What differs between methods is asked of the candidate's recipe."""
+`derive_weights` (a model made from another without training: Wise-FT). What differs between methods is asked of the candidate's recipe."""
 
 from __future__ import annotations
 
@@ -110,22 +110,19 @@ def _chain(transforms: Sequence[Any]):
     return (lambda model: [transform(model) for transform in transforms]) if transforms else None
 
 
-def interpolate_wise_ft(
-    *, model_dir: str | Path, full_sft_file: str | Path, full_sft_metrics: str | Path, candidate_spec: Mapping[str, Any],
+def derive_weights(
+    *, model_dir: str | Path, parent_file: str | Path, parent_metrics: str | Path, candidate_spec: Mapping[str, Any],
     trained_out: str | Path, metrics_out: str | Path,
 ) -> None:
-    """Wise-FT: (1 - alpha) base + alpha full SFT, for every tensor full SFT trained; no training of its
-    own (its record carries the seed of the full SFT it interpolates)."""
-    from cofitune.methods.baselines import wise_ft
-
+    """A model its recipe makes from the base's and a trained parent's weights (Wise-FT: (1 - alpha)
+    base + alpha full SFT), with no training of its own: its record carries the parent's seed."""
     candidate = candidate_from_spec(candidate_spec)
-    alpha = float(candidate.options["alpha"])
     model, _ = load_prepared(model_dir)
     base = {n: p.detach() for n, p in model.named_parameters()}
-    io.save_tensors(trained_out, wise_ft(base, io.load_tensors(full_sft_file), alpha))
+    io.save_tensors(trained_out, candidate.recipe.derive(base, io.load_tensors(parent_file), candidate))
     n_layers = len(regions.decoder_layers(model))
-    TrainRecord.untrained(candidate.describe(), {"alpha": alpha}, candidate.layer_indices(n_layers), regions.count_parameters(model),
-                          seed=TrainRecord.read(full_sft_metrics).seed).write(metrics_out)
+    TrainRecord.untrained(candidate.describe(), dict(candidate.options), candidate.layer_indices(n_layers),
+                          regions.count_parameters(model), seed=TrainRecord.read(parent_metrics).seed).write(metrics_out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

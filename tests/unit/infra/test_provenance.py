@@ -39,11 +39,11 @@ def test_every_rule_names_an_existing_stage_function():
     ("edited", "rerun"),
     [
         # masking reaches only the training rules (through the stage module's top-level import)
-        ("cofitune.fine.masking", {"cofitune.stages.train:main", "cofitune.stages.train:interpolate_wise_ft"}),
+        ("cofitune.fine.masking", {"cofitune.stages.train:main", "cofitune.stages.train:derive_weights"}),
         # importance is imported by the importance stage, and by the training rules only *through*
         # masking (masking imports importance.n_heads): a transitive dependency
         ("cofitune.fine.importance", {"cofitune.stages.importance:main", "cofitune.stages.importance:combine_importance",
-                                 "cofitune.stages.train:main", "cofitune.stages.train:interpolate_wise_ft"}),
+                                 "cofitune.stages.train:main", "cofitune.stages.train:derive_weights"}),
         # drawing code redraws pictures and retrains nothing
         ("cofitune.evidence.plots", {"cofitune.stages.importance:tabulate_importance", "cofitune.stages.tables:plot_results",
                             "cofitune.stages.report:draw_search_tree"}),

@@ -238,3 +238,12 @@ def test_gpt2_fused_qkv_is_one_matrix_of_type_qkv(tiny_gpt2):
     selected, _ = spectrum.spectrum_selection(model, budget_params=50_000)
     assert planted in selected
     assert regions.count_parameters(model, selected) <= 50_000
+
+
+def test_spectrum_matched_to_the_final_model_is_refused_without_a_search():
+    from cofitune.configuration import semantic_errors
+
+    config = {"baselines": {"full_sft": False, "v_softmask": False, "spectrum": {"enabled": True, "match_final": True}},
+              "search": {"mode": "off"}}
+    assert [e for e in semantic_errors(config) if e.startswith("baselines.spectrum.match_final / budget: final (spectrum_final): search.mode is off")]
+    assert not [e for e in semantic_errors({**config, "search": {"mode": "greedy"}}) if "search.mode is off" in e]

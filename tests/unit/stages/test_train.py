@@ -1,4 +1,4 @@
-"""Stage train_candidate and interpolate_wise_ft on a tiny model: outputs, records, what each method trained."""
+"""Stage train_candidate and derive_weights on a tiny model: outputs, records, what each method trained."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from cofitune.infra import io
 from cofitune.infra.records import TrainRecord
 from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
-from cofitune.stages.train import interpolate_wise_ft, train_candidate
+from cofitune.stages.train import derive_weights, train_candidate
 from tests.conftest import make_examples, train_outputs
 
 TRAINING = {"learning_rate": 1e-3, "max_steps": 2, "micro_batch_size": 4, "precision": "fp32", "save_every_steps": 1}
@@ -69,8 +69,8 @@ def test_lora_hands_back_merged_base_weights_and_wise_ft_interpolates(prepared, 
     tensors, record = _train(prepared, tmp_path / "lora", {"method": "lora", "rank": 2, "alpha": 4, "roles": ["q"]})
     assert set(tensors) == {f"model.layers.{i}.self_attn.q_proj.weight" for i in range(4)} and record.method == "lora"
     full, _ = _train(prepared, tmp_path / "full", {"layers": "all", "modules": "all"})
-    interpolate_wise_ft(model_dir=prepared / "model", full_sft_file=tmp_path / "full" / "trained.safetensors",
-                        full_sft_metrics=tmp_path / "full" / "train_metrics.json", candidate_spec={"method": "wise_ft", "alpha": 0.5},
+    derive_weights(model_dir=prepared / "model", parent_file=tmp_path / "full" / "trained.safetensors",
+                        parent_metrics=tmp_path / "full" / "train_metrics.json", candidate_spec={"method": "wise_ft", "alpha": 0.5},
                         trained_out=tmp_path / "wise.safetensors", metrics_out=tmp_path / "wise.json")
     assert TrainRecord.read(tmp_path / "wise.json").seed == 3  # the seed of the full SFT it interpolates
     base = dict(load_prepared(prepared / "model")[0].named_parameters())
