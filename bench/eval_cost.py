@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from cofitune.configuration import evaluation_settings
+from cofitune.configuration.sections import evaluation_settings
 from cofitune.evaluation.splits import SELECT
 from cofitune.infra.io import read_yaml
 from cofitune.infra.provenance import package_versions

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cofitune.configuration.sections import TrainingSection
 from cofitune.data.sft import tokenize_examples
 from cofitune.infra import io
 from cofitune.models.modeling import load_prepared
@@ -89,7 +90,8 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
     for spec in SPECS:
         kwargs = {"importance_file": prepared / "importance.safetensors",
                   "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}
-        train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3,
+        train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec,
+                        training=TrainingSection.from_config(TRAINING, seed=3),
                         **train_outputs(tmp_path / "single" / spec["id"]), **kwargs)
         fsdp = io.load_tensors(tmp_path / "fsdp" / spec["id"] / "trained.safetensors")
         single = io.load_tensors(tmp_path / "single" / spec["id"] / "trained.safetensors")

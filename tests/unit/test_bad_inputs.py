@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from cofitune.configuration import ConfigError, check_config, check_config_files, check_inputs
+from cofitune.configuration.checks import ConfigError, check_config, check_config_files, check_inputs
 from cofitune.infra import io
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cofitune.configuration import ConfigError
+from cofitune.configuration.checks import ConfigError
 from cofitune.infra import io
 from tests.unit.test_bad_inputs import REPO, _preflight
 

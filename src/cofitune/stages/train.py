@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cofitune.configuration.sections import TrainingSection
 from cofitune.fine.importance_file import read_importance
 from cofitune.fine.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
 from cofitune.infra import io
@@ -20,7 +21,7 @@ from cofitune.infra.records import TrainRecord
 from cofitune.methods.candidates import Candidate, candidate_from_spec
 from cofitune.models import regions
 from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
-from cofitune.models.sharding import ShardingSettings, full_tensor, materialise, shard_model
+from cofitune.models.sharding import full_tensor, materialise, shard_model
 from cofitune.stages.common import build_accelerator, json_arg
 
 log = logging.getLogger(__name__)
@@ -28,24 +29,24 @@ log = logging.getLogger(__name__)
 
 
 def train_candidate(
-    *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: Mapping[str, Any], seed: int,
+    *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: TrainingSection,
     trained_out: str | Path, metrics_out: str | Path, checkpoint_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
     softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None, softmask_apply: str = "update",
 ) -> None:
     """Selective SFT of one candidate; writes the trained tensors (`trained_out`) and its TrainRecord
     (`metrics_out`), resuming from and then removing `checkpoint_dir` (kept with keep_checkpoint).
-    `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
+    The candidate trains under `training.loop.seed`. `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
-    from cofitune.training.loop import TrainSettings, train
+    from cofitune.training.loop import train
 
     if budget_from is not None:
         candidate_spec = {**candidate_spec, "budget_params": TrainRecord.read(budget_from).trainable_params}
     candidate = candidate_from_spec(candidate_spec)
-    settings = replace(TrainSettings.from_config(dict(training), seed=seed), update_fraction=candidate.recipe.update_fraction(candidate))
-    accelerator = build_accelerator(training.get("precision", "auto"))
+    settings = replace(training.loop, update_fraction=candidate.recipe.update_fraction(candidate))
+    seed, sharding = settings.seed, training.sharding
+    accelerator = build_accelerator(training.precision)
     set_seed(seed)
-    sharding = ShardingSettings.from_config(dict(training))
     # Sharded: build on the meta device and let process 0 read the weights (one host copy per node);
     # methods that add weights of their own (LoRA) load normally, so their initialisation is the same.
     low_memory = sharding.mode == "fsdp" and not candidate.recipe.adds_weights
@@ -86,9 +87,9 @@ def train_candidate(
             precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
             softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
             softmask_apply=softmask_apply if mask else "", seed=seed,
-            learning_rate=training["learning_rate"], history=result.history,
+            learning_rate=settings.learning_rate, history=result.history,
         ).write(metrics_out)
-        if not training.get("keep_checkpoint", False):  # the outputs are written: resuming is no longer needed
+        if not training.keep_checkpoint:  # the outputs are written: resuming is no longer needed
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
     accelerator.wait_for_everyone()
 
@@ -142,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
     args = parser.parse_args(argv)
     setup_logging()
-    train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate, training=args.training,
-                    seed=args.seed, trained_out=args.trained_out, metrics_out=args.metrics_out,
+    train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate,
+                    training=TrainingSection.from_config(args.training, args.seed), trained_out=args.trained_out, metrics_out=args.metrics_out,
                     checkpoint_dir=args.checkpoint_dir, module_sets=args.module_sets, importance_file=args.importance,
                     softmask_parts=args.softmask_parts, budget_from=args.budget_from, softmask_apply=args.softmask_apply)
     return 0

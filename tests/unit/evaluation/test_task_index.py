@@ -8,7 +8,7 @@ from pathlib import Path
 import lm_eval
 import lm_eval.tasks
 
-from cofitune.configuration import input_errors, shadowed_builtin_warnings
+from cofitune.configuration.checks import input_errors, shadowed_builtin_warnings
 from cofitune.evaluation.task_index import builtin_task_names, defined_tasks
 from cofitune.infra import io
 

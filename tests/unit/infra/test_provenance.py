@@ -52,6 +52,10 @@ def test_every_rule_names_an_existing_stage_function():
         # the model card, which carries the summary), never an evaluation or a training
         ("cofitune.evidence.markdown", {"cofitune.stages.tables:summarise", "cofitune.stages.deliver:write_final_model"}),
         ("cofitune.evidence.claims", {"cofitune.stages.tables:summarise", "cofitune.stages.deliver:write_final_model"}),
+        # the pre-flight's checks and messages run before planning, in no job; the training section
+        # is parsed where the training stage reads it
+        ("cofitune.configuration.checks", set()),
+        ("cofitune.configuration.sections", {"cofitune.stages.train:main", "cofitune.stages.train:derive_weights"}),
         # the samples file's format is the evaluation's own output
         ("cofitune.evaluation.harness", {"cofitune.stages.evaluate:evaluate_candidate"}),
     ],

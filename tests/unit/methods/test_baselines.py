@@ -404,7 +404,7 @@ def test_spectrum_trains_the_matrices_it_ranks_highest_per_module_type(tiny_llam
 
 
 def test_spectrum_can_match_the_final_models_budget(tiny_llama):
-    from cofitune.configuration import semantic_errors
+    from cofitune.configuration.checks import semantic_errors
     from cofitune.methods.candidates import candidate_from_spec
     from cofitune.methods.recipes import baseline_specs
 

@@ -79,7 +79,7 @@ def test_full_sft_at_extra_learning_rates_is_full_sft_with_a_training_override()
 
 def test_the_config_methods_are_the_schema_enum():
     from cofitune.infra import io
-    from tests.unit.test_configuration import SCHEMA
+    from tests.unit.configuration.test_checks import SCHEMA
 
     schema = io.read_yaml(SCHEMA)
     assert schema["properties"]["candidates"]["items"]["properties"]["method"]["enum"] == [m.value for m in CONFIG_METHODS]

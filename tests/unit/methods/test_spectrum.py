@@ -241,7 +241,7 @@ def test_gpt2_fused_qkv_is_one_matrix_of_type_qkv(tiny_gpt2):
 
 
 def test_spectrum_matched_to_the_final_model_is_refused_without_a_search():
-    from cofitune.configuration import semantic_errors
+    from cofitune.configuration.checks import semantic_errors
 
     config = {"baselines": {"full_sft": False, "v_softmask": False, "spectrum": {"enabled": True, "match_final": True}},
               "search": {"mode": "off"}}

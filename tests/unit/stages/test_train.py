@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from cofitune.configuration.sections import TrainingSection
 from cofitune.data.sft import tokenize_examples
 from cofitune.infra import io
 from cofitune.infra.records import TrainRecord
@@ -30,7 +31,8 @@ def prepared(tmp_path_factory):
 
 
 def _train(prepared, tmp_path, spec, **kwargs):
-    train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TRAINING, seed=3, **train_outputs(tmp_path),
+    train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec, training=TrainingSection.from_config(TRAINING, seed=3),
+                    **train_outputs(tmp_path),
                     **kwargs)
     return io.load_tensors(tmp_path / "trained.safetensors"), TrainRecord.read(tmp_path / "train_metrics.json")
 
@@ -47,7 +49,7 @@ def test_a_soft_masked_region_writes_its_tensors_and_record(prepared, tmp_path):
 
 def test_keep_checkpoint_keeps_the_resume_state(prepared, tmp_path):
     train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec={"layers": "q2", "modules": "ffn"},
-                    training={**TRAINING, "keep_checkpoint": True}, seed=3, **train_outputs(tmp_path))
+                    training=TrainingSection.from_config({**TRAINING, "keep_checkpoint": True}, seed=3), **train_outputs(tmp_path))
     assert (tmp_path / "checkpoint" / "state.json").is_file() and (tmp_path / "trained.safetensors").is_file()
 
 

@@ -120,7 +120,7 @@ def test_training_with_mofo_moves_a_fraction_of_each_tensor_per_step(tiny_llama)
 
 
 def test_mofo_is_refused_with_cpu_offload():
-    from cofitune.configuration import semantic_errors
+    from cofitune.configuration.checks import semantic_errors
 
     config = {"baselines": {"full_sft": False, "v_softmask": False, "mofo": {"enabled": True}}, "training": {"cpu_offload": True}}
     assert any("cpu_offload" in e for e in semantic_errors(config))

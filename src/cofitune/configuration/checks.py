@@ -362,15 +362,3 @@ def shadowed_builtin_warnings(config: Mapping[str, Any]) -> list[str]:
     used = sorted({task for tasks in versatility["groups"].values() for task in tasks if task in defined})
     return [f"versatility.include_path: {defined[task]} defines {task!r}, also the name of an lm-eval built-in; "
             "its scores are your file's task" for task in used if task in builtin_task_names()]
-
-
-def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What every evaluating and scoring rule needs of a (validated) config, in one JSON-able dict."""
-    return {
-        **config["evaluation"],
-        "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
-        "groups": config["versatility"]["groups"],
-        "metrics": config["versatility"]["metrics"],
-        "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
-        "seed": config["seed"],
-    }

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from cofitune.configuration import ConfigError, check_config, schema_errors, semantic_errors, static_specs
+from cofitune.configuration.checks import ConfigError, check_config, schema_errors, semantic_errors, static_specs
 from cofitune.infra import io
 
-SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
-SMOKE = Path(__file__).resolve().parents[2] / "workflow" / "presets" / "smoke.yaml"
+SCHEMA = Path(__file__).resolve().parents[3] / "workflow" / "schemas" / "config.schema.yaml"
+SMOKE = Path(__file__).resolve().parents[3] / "workflow" / "presets" / "smoke.yaml"
 
 
 @pytest.fixture

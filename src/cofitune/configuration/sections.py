@@ -1,0 +1,44 @@
+"""Config sections parsed once into what their readers take: the training section as a frozen
+TrainingSection (the loop's settings, the sharding, the precision, the resume policy) and the
+evaluation settings every evaluating and scoring rule reads. Checks live in `checks`; this module
+imports no check, so editing a message of the pre-flight reruns no job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cofitune.evaluation.tasks import SPECIALITY_PREFIX
+from cofitune.models.sharding import ShardingSettings
+from cofitune.training.loop import TrainSettings
+
+
+@dataclass(frozen=True)
+class TrainingSection:
+    """The config's `training` section as a training job reads it, parsed once: the loop's settings
+    (with the candidate's seed), the sharding, the precision and whether the resume state is kept."""
+
+    loop: TrainSettings
+    sharding: ShardingSettings
+    precision: str = "auto"
+    keep_checkpoint: bool = False
+
+    @classmethod
+    def from_config(cls, training: Mapping[str, Any], seed: int) -> TrainingSection:
+        return cls(loop=TrainSettings.from_config(dict(training), seed=seed), sharding=ShardingSettings.from_config(dict(training)),
+                   precision=training.get("precision", "auto"), keep_checkpoint=bool(training.get("keep_checkpoint", False)))
+
+
+def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What every evaluating and scoring rule needs of a (validated) config, in one JSON-able dict."""
+    return {
+        **config["evaluation"],
+        "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
+        "groups": config["versatility"]["groups"],
+        "metrics": config["versatility"]["metrics"],
+        "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
+        "seed": config["seed"],
+    }
