@@ -26,7 +26,7 @@ units), with a seeded generator.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -165,3 +165,15 @@ class SoftMask:
 
     def __len__(self) -> int:
         return len(self._targets)
+
+
+def soft_mask_for(model: nn.Module, candidate, importance: Mapping[str, torch.Tensor] | None, trainable: Sequence[str],
+                  parts: Sequence[str], apply: str, seed: int) -> SoftMask | None:
+    """The soft-mask of a candidate (its `softmask`, `control` and `id`) over its trained tensors, or
+    None when it has none; refused when the parts touch none of them."""
+    if not candidate.softmask:
+        return None
+    scales = row_scales(model, controlled(importance, candidate.control, seed), trainable, parts)
+    if not scales:
+        raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
+    return SoftMask(model, scales, apply)

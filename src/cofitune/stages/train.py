@@ -1,5 +1,5 @@
-"""Rules `train_candidate` (accelerate-launched: `python -m cofitune.stages.train`) and
-`derive_weights` (a model made from another without training: Wise-FT). What differs between methods is asked of the candidate's recipe."""
+"""Rules `train_candidate` (accelerate-launched: `python -m cofitune.stages.train`) and `derive_weights`
+(a model made from another's weights, untrained: Wise-FT). What differs by method, the recipe says."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Any
 
 from cofitune.configuration.sections import TrainingSection
 from cofitune.fine.importance_file import read_importance
-from cofitune.fine.masking import APPLY_MODES, SoftMask, controlled, resolve_parts, row_scales
+from cofitune.fine.masking import APPLY_MODES, resolve_parts, soft_mask_for
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
 from cofitune.infra.records import TrainRecord
-from cofitune.methods.candidates import Candidate, candidate_from_spec
+from cofitune.methods.candidates import candidate_from_spec
 from cofitune.models import regions
 from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.models.sharding import full_tensor, materialise, shard_model
@@ -61,7 +61,10 @@ def train_candidate(
         if low_memory:
             materialise(net, model_dir, accelerator.device.type)
     parts = resolve_parts(softmask_parts, model, trainable)
-    mask = _soft_mask(model, candidate, importance_file, trainable, parts, softmask_apply, seed)
+    if candidate.softmask and importance_file is None:
+        raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
+    importance = read_importance(importance_file).norm if candidate.softmask else None
+    mask = soft_mask_for(model, candidate, importance, trainable, parts, softmask_apply, seed)
     transforms, rows = [*(mask.grad_transforms() if mask else []), *candidate.recipe.grad_transforms(net, candidate)], io.read_dataset(data_dir)
     n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)  # global sizes, sharded or not
     fingerprint = settings.fingerprint({
@@ -94,18 +97,6 @@ def train_candidate(
     accelerator.wait_for_everyone()
 
 
-def _soft_mask(model, candidate: Candidate, importance_file, trainable: Sequence[str], parts: Sequence[str], apply: str,
-               seed: int) -> SoftMask | None:
-    if not candidate.softmask:
-        return None
-    if importance_file is None:
-        raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
-    scales = row_scales(model, controlled(read_importance(importance_file).norm, candidate.control, seed), trainable, parts)
-    if not scales:
-        raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
-    return SoftMask(model, scales, apply)
-
-
 def _chain(transforms: Sequence[Any]):
     """One gradient transform that applies `transforms` in order (None when there are none)."""
     return (lambda model: [transform(model) for transform in transforms]) if transforms else None
@@ -115,8 +106,7 @@ def derive_weights(
     *, model_dir: str | Path, parent_file: str | Path, parent_metrics: str | Path, candidate_spec: Mapping[str, Any],
     trained_out: str | Path, metrics_out: str | Path,
 ) -> None:
-    """A model its recipe makes from the base's and a trained parent's weights (Wise-FT: (1 - alpha)
-    base + alpha full SFT), with no training of its own: its record carries the parent's seed."""
+    """A model its recipe makes from the base's and a trained parent's weights (Wise-FT); its record carries the parent's seed."""
     candidate = candidate_from_spec(candidate_spec)
     model, _ = load_prepared(model_dir)
     base = {n: p.detach() for n, p in model.named_parameters()}
