@@ -411,10 +411,10 @@ def test_lint_is_clean(tmp_path):
 @pytest.mark.parametrize(
     ("edited", "expected_not_planned"),
     [
-        # masking.py is imported only by the training stage: retrain (and re-evaluate), nothing upstream
-        ("masking.py", {"estimate_importance", "combine_importance", "tabulate_importance", "prepare_model", "prepare_data", "make_tasks"}),
-        # importance.py reaches training only through masking.py (a transitive import): re-estimate and retrain
-        ("importance.py", {"prepare_model", "prepare_data", "make_tasks"}),
+        # fine/masking.py is imported only by the training stage: retrain (and re-evaluate), nothing upstream
+        ("fine/masking.py", {"estimate_importance", "combine_importance", "tabulate_importance", "prepare_model", "prepare_data", "make_tasks"}),
+        # fine/importance.py reaches training only through masking.py (a transitive import): re-estimate and retrain
+        ("fine/importance.py", {"prepare_model", "prepare_data", "make_tasks"}),
     ],
 )
 def test_editing_a_module_reruns_the_stages_that_import_it_and_only_those(smoke, tmp_path, edited, expected_not_planned):
@@ -431,7 +431,7 @@ def test_editing_a_module_reruns_the_stages_that_import_it_and_only_those(smoke,
     assert jobs["train_candidate"] == len(KNOWN_TRAINED_BASELINES) + 1 + 3, proc.stdout[-3000:]  # + full SFT's second seed
     assert jobs["evaluate_candidate"] == len(KNOWN_BASELINES) + 1 + 3  # the base model is not re-evaluated
     assert not expected_not_planned & set(jobs), jobs
-    if edited == "importance.py":
+    if edited == "fine/importance.py":
         assert jobs["estimate_importance"] == 1
 
 

@@ -2,6 +2,11 @@
 TrainingSection (the loop's settings, the sharding, the precision, the resume policy) and the
 evaluation settings every evaluating and scoring rule reads. Checks live in `checks`; this module
 imports no check, so editing a message of the pre-flight reruns no job.
+
+A section crosses the rule boundary as plain JSON-able values and is parsed at the stage's entry:
+Snakemake's params trigger serialises only builtins (a dataclass param is "unrepresentable" and
+silently left out of the comparison), so an object passed as a param would not rerun its job
+when the config changes.
 """
 
 from __future__ import annotations
