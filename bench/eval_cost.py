@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from cofitune.configuration.sections import evaluation_settings
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.evaluation.splits import SELECT
 from cofitune.infra.io import read_yaml
 from cofitune.infra.provenance import package_versions
@@ -42,12 +43,13 @@ from common import write_results
 ARMS = ("before", "no_kl", "select")
 
 
-def run_arm(arm: str, model, tokenizer, results: Path, trained: Path, evaluation: dict, kl_files: list[str]) -> float:
+def run_arm(arm: str, model, tokenizer, results: Path, trained: Path, evaluation: EvaluationSection, all_formats: tuple[str, ...],
+            kl_files: list[str]) -> float:
     from cofitune.evaluation.harness import evaluate_model
 
     plan = eval_plan(evaluation, results / "tasks", SELECT)
     if arm != "select":
-        plan = dataclasses.replace(plan, formats=tuple(evaluation["all_formats"]))
+        plan = dataclasses.replace(plan, formats=all_formats)
     start = time.perf_counter()
     evaluate_model(model, tokenizer, plan, device="cpu")
     if arm == "before":
@@ -66,8 +68,9 @@ def main() -> None:
     args = parser.parse_args()
     config = read_yaml("config.yaml")
     config["versatility"]["include_path"] = []
-    evaluation = {**evaluation_settings({**config, "evaluation": {**config["evaluation"], "select": args.items}}),
-                  "kl_examples": 64, "kl_max_length": 128, "all_formats": args.formats.split(",")}
+    evaluation = EvaluationSection.from_settings({**evaluation_settings({**config, "evaluation": {**config["evaluation"], "select": args.items}}),
+                                                  "kl_examples": 64, "kl_max_length": 128})
+    all_formats = tuple(args.formats.split(","))
     kl_files = [f for files in config["importance"]["sources"].values() for f in files]
     trained = args.results / "train" / args.candidate / "trained.safetensors"
     model, tokenizer = load_candidate_model(args.results / "model" / "base", trained)
@@ -79,7 +82,7 @@ def main() -> None:
     rows = []
     for round_ in range(args.rounds):
         for arm in ARMS:
-            seconds = run_arm(arm, model, tokenizer, args.results, trained, evaluation, kl_files)
+            seconds = run_arm(arm, model, tokenizer, args.results, trained, evaluation, all_formats, kl_files)
             rows.append({"arm": arm, "round": round_, "seconds": seconds, "items": args.items, "candidate": args.candidate})
             print(f"round {round_} {arm}: {seconds:.1f} s", flush=True)
     median = {arm: statistics.median(r["seconds"] for r in rows if r["arm"] == arm) for arm in ARMS}

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 from transformers import AutoModelForCausalLM
 
 from cofitune.configuration.sections import evaluation_settings
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.stages.evaluate import evaluate_candidate
 from tests.integration.helpers import PRESETS, REPO
@@ -44,7 +45,7 @@ def test_the_final_model_scores_what_its_evaluation_job_scored(smoke, tmp_path, 
     validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))  # fills the defaults, as the workflow does
     candidate = _final_id(smoke)
     evaluate_candidate(model_dir=smoke / "results" / "final", trained_file=None, tasks_dir=smoke / "results" / "tasks",
-                       evaluation=evaluation_settings(config), candidate_id=candidate, split="confirm",
+                       evaluation=EvaluationSection.from_settings(evaluation_settings(config)), candidate_id=candidate, split="confirm",
                        metrics_file=tmp_path / "metrics.json", samples_file=tmp_path / "samples.parquet")
     again = pq.read_table(tmp_path / "samples.parquet").to_pylist()
     recorded = pq.read_table(smoke / "results" / "eval" / "confirm" / candidate / "samples.parquet").to_pylist()

@@ -15,6 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from cofitune.evaluation.scores import candidate_scores
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra.provenance import config_hash, package_versions
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.methods.candidates import BASE_ID, parse_replicate
@@ -53,10 +54,8 @@ FIXED_SCHEMA = pa.schema(
     ]
 )
 
-def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
-    scores = candidate_scores(
-        evaluated.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"], evaluation["rank_format"]
-    )
+def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: EvaluationSection, config: Mapping[str, Any]) -> dict[str, Any]:
+    scores = candidate_scores(evaluated.metrics, evaluation.speciality, evaluation.groups, evaluation.formats, evaluation.rank_format)
     return {
         "candidate": evaluated.candidate,
         "model": parse_replicate(evaluated.candidate)[0],
@@ -76,7 +75,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
         "train_wall_seconds": trained.wall_seconds,
         "final_loss": trained.final_loss,  # null for the base model and Wise-FT
         "kl_base": evaluated.kl_base,  # forgetting signal: KL(base || model) per token on the importance data
-        "rank_format": evaluation["rank_format"],
+        "rank_format": evaluation.rank_format,
         "eval_split": evaluated.split,
         "eval_batch_size": evaluated.batch_size,
         "eval_wall_seconds": evaluated.wall_seconds,
@@ -87,7 +86,7 @@ def candidate_row(evaluated: EvalRecord, trained: TrainRecord, evaluation: Mappi
     }
 
 
-def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluation: Mapping[str, Any], config: Mapping[str, Any]) -> pa.Table:
+def candidates_table(records: Sequence[tuple[EvalRecord, TrainRecord]], evaluation: EvaluationSection, config: Mapping[str, Any]) -> pa.Table:
     """One row per evaluation (a model on one item split): what it trained, its cost, its scores
     (fixed columns first). The chosen search node has two: select and confirm."""
     rows = [candidate_row(evaluated, trained, evaluation, config) for evaluated, trained in records]

@@ -10,6 +10,7 @@ from typing import Any
 from cofitune.coarse import search
 from cofitune.coarse.decision import choose
 from cofitune.evaluation.scores import candidate_scores
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.models.regions import format_layer_range
 
@@ -17,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def decide_level(
-    *, level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: Mapping[str, Any],
+    *, level: int, mode: str, node_ids: Sequence[str], metrics_files: Sequence[str | Path], evaluation: EvaluationSection,
     out_file: str | Path, samples_files: Sequence[str | Path] = (), train_files: Sequence[str | Path] = (),
     tie_band: float | None = None, seed: int = 1234, runs: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
@@ -32,8 +33,8 @@ def decide_level(
     run_scores = {}
     for run, metrics_file in zip([r for n in node_ids for r in runs[n]], metrics_files, strict=True):
         record = EvalRecord.read(metrics_file)
-        run_scores[run] = candidate_scores(record.metrics, evaluation["speciality"], evaluation["groups"], evaluation["formats"],
-                                           evaluation["rank_format"])
+        run_scores[run] = candidate_scores(record.metrics, evaluation.speciality, evaluation.groups, evaluation.formats,
+                                           evaluation.rank_format)
     rows, scores = [], {}
     for node in contenders:
         mean = {k: sum(run_scores[r][k] for r in runs[node.id]) / len(runs[node.id]) for k in ("spe", "ver", "uni")}
@@ -54,7 +55,7 @@ def decide_level(
 
 
 def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], samples_files: Sequence[str | Path],
-                evaluation: Mapping[str, Any], seed: int, runs: Mapping[str, Sequence[str]]):
+                evaluation: EvaluationSection, seed: int, runs: Mapping[str, Sequence[str]]):
     import pyarrow as pa
 
     from cofitune.coarse.decision import level_confidence
@@ -63,6 +64,6 @@ def _confidence(ranked: Sequence[str], rows: Sequence[Mapping[str, Any]], sample
 
     samples = pa.concat_tables([io.read_parquet(f) for f in samples_files]).to_pylist()
     nodes = [r["node"] for r in rows]
-    _, spe, ver = resampled_scores(item_scores_by_task(samples), [r for n in nodes for r in runs[n]], evaluation["speciality"],
-                                   evaluation["groups"], evaluation["rank_format"], seed=seed, replicates={n: runs[n] for n in nodes})
+    _, spe, ver = resampled_scores(item_scores_by_task(samples), [r for n in nodes for r in runs[n]], evaluation.speciality,
+                                   evaluation.groups, evaluation.rank_format, seed=seed, replicates={n: runs[n] for n in nodes})
     return level_confidence(nodes, [r["uni"] for r in rows], spe + ver, leader=ranked[0])

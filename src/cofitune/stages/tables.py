@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.methods.candidates import BASE
@@ -13,7 +14,7 @@ from cofitune.methods.candidates import BASE
 
 def aggregate(
     *, metrics_files: Sequence[str | Path], train_metrics_files: Mapping[str, str | Path], samples_files: Sequence[str | Path],
-    evaluation: Mapping[str, Any], config: Mapping[str, Any], candidates_out: str | Path, samples_out: str | Path,
+    evaluation: EvaluationSection, config: Mapping[str, Any], candidates_out: str | Path, samples_out: str | Path,
 ) -> None:
     """candidates.parquet (one row per evaluation: a model on one item split) and samples.parquet
     (one row per evaluated item)."""
@@ -34,7 +35,7 @@ def aggregate(
 
 def summarise(
     *, candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
-    evaluation: Mapping[str, Any], seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
+    evaluation: EvaluationSection, seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
     claims_out: str | Path,
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search
@@ -63,7 +64,7 @@ def summarise(
     item_scores = item_scores_by_task(s for s in samples if s["split"] == CONFIRM)
     # one set of paired draws serves the summary's intervals and the claims' tests; enough of them
     # that a Holm-adjusted p-value over a few dozen rows can reach 0.05 at all
-    resampled = resampled_scores(item_scores, ids, evaluation["speciality"], evaluation["groups"], evaluation["rank_format"],
+    resampled = resampled_scores(item_scores, ids, evaluation.speciality, evaluation.groups, evaluation.rank_format,
                                  n_resamples=RESAMPLES, seed=seed, replicates=replicates)
     levels = [LevelDecision.read(p) for p in level_files]
     report = SplitReport(split_item_counts(samples), **search_choice_on_both(levels, evaluations.to_pylist()))

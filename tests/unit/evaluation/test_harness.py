@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cofitune.evaluation.harness import EvalPlan, evaluate_model, resolve_metric
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.evaluation.splits import CONFIRM, SELECT, SplitSizes, documents_for
 from cofitune.infra import io
 from cofitune.stages.data import make_tasks
@@ -78,8 +79,8 @@ def test_each_split_reaches_lm_eval_as_the_documents_it_names(task_dir, tmp_path
 
 
 def test_search_nodes_are_scored_in_the_ranking_format_only():
-    evaluation = {"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain", "chat"], "rank_format": "chat",
-                  "batch_size": 8, "select": 40, "confirm": 100, "seed": 3}
+    evaluation = EvaluationSection.from_settings({"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain", "chat"],
+                                                  "rank_format": "chat", "batch_size": 8, "select": 40, "confirm": 100, "seed": 3})
     select, confirm = eval_plan(evaluation, "tasks", SELECT), eval_plan(evaluation, "tasks", CONFIRM)
     assert (select.passes(), select.tasks_for("plain"), select.tasks_for("chat")) == (["plain", "chat"], ["spe_a"], ["t"])
     assert (confirm.passes(), confirm.tasks_for("plain")) == (["plain", "chat"], ["spe_a", "t"])

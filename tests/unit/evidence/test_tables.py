@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.evidence.markdown import markdown_report
 from cofitune.evidence.tables import (
     SplitReport,
@@ -15,7 +16,7 @@ from cofitune.evidence.tables import (
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.methods.candidates import BASE, candidate_from_spec
 
-EVALUATION = {"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain"], "rank_format": "plain"}
+EVALUATION = EvaluationSection.from_settings({"speciality": ["spe_a"], "groups": {"g": ["t"]}, "formats": ["plain"], "rank_format": "plain"})
 CONFIG = {"seed": 7}
 
 

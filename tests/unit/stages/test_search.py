@@ -6,11 +6,12 @@ import dataclasses
 
 import pyarrow as pa
 
+from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
 from cofitune.stages.search import decide_level
 
-EVALUATION = {"speciality": ["s"], "groups": {"g": ["v"]}, "formats": ["plain"], "rank_format": "plain"}
+EVALUATION = EvaluationSection.from_settings({"speciality": ["s"], "groups": {"g": ["v"]}, "formats": ["plain"], "rank_format": "plain"})
 NODES = ["0-0.5_mha+ffn", "0.5-1_mha+ffn"]
 
 
