@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from cofitune.configuration.sections import evaluation_settings
+from cofitune.configuration.evaluation import evaluation_settings
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.evaluation.splits import SELECT
 from cofitune.infra.io import read_yaml

@@ -1,7 +1,7 @@
 """Fault injection: kills, corruption and truncation in real workflow runs. After each, the rerun either
 completes with the same tables as an undisturbed run, or stops with a message naming the file to
 delete; nothing finished is redone and no half-written output is taken as finished. (A full disk is
-injected into the writer itself: tests/unit/test_io.py.)"""
+injected into the writer itself: tests/unit/infra/test_io.py.)"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ import torch
 from snakemake.utils import validate
 from transformers import AutoModelForCausalLM
 
-from cofitune.configuration.sections import evaluation_settings
+from cofitune.configuration.evaluation import evaluation_settings
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.stages.evaluate import evaluate_candidate

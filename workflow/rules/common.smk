@@ -35,8 +35,8 @@ from cofitune.methods.candidates import (
     with_replicates,
 )
 from cofitune.methods.recipes import baseline_specs
+from cofitune.configuration.evaluation import evaluation_settings
 from cofitune.configuration.checks import check_config, check_config_files, check_inputs, static_specs
-from cofitune.configuration.sections import evaluation_settings
 from cofitune.infra.io import read_yaml
 from cofitune.infra.provenance import code_hash
 from cofitune.infra.records import LevelDecision

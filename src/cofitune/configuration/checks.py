@@ -73,12 +73,24 @@ def semantic_errors(config: Mapping[str, Any]) -> list[str]:
     try:
         for candidate in candidates_from_config(static_specs(config)):
             candidate.recipe.check(candidate, config.get("module_sets"))
-            errors += candidate.recipe.config_errors(candidate, config)  # what the method refuses to combine with
     except ValueError as err:
         errors += [] if baseline_ids else [f"candidates: {err}"]
-    return (errors + gpu_errors(config) + baseline_errors(config)
+    return (errors + method_errors(config) + gpu_errors(config) + baseline_errors(config)
             + split_errors(config) + seed_errors(config) + replicate_model_errors(config) + device_errors(config)
             + task_prefix_errors(config))
+
+
+def method_errors(config: Mapping[str, Any]) -> list[str]:
+    """What each configured method refuses to combine with (its recipe says), for every spec that
+    makes a candidate at all (the others are named by the checks above)."""
+    errors = []
+    for spec in static_specs(config):
+        try:
+            candidate = candidate_from_spec(spec)
+        except (ValueError, KeyError, TypeError):
+            continue
+        errors += candidate.recipe.config_errors(candidate, config)
+    return errors
 
 
 def baseline_id_errors(config: Mapping[str, Any]) -> list[str]:

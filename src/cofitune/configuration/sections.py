@@ -1,7 +1,8 @@
 """Config sections parsed once into what their readers take: the training section as a frozen
-TrainingSection (the loop's settings, the sharding, the precision, the resume policy) and the
-evaluation settings every evaluating and scoring rule reads. Checks live in `checks`; this module
-imports no check, so editing a message of the pre-flight reruns no job.
+TrainingSection (the loop's settings, the sharding, the precision, the resume policy); the
+evaluation's are `cofitune.evaluation.settings`. Checks live in `checks`; this module imports
+no check and nothing of the evaluation, so editing a pre-flight message or a task file's format
+retrains nothing.
 
 A section crosses the rule boundary as plain JSON-able values and is parsed at the stage's entry:
 Snakemake's params trigger serialises only builtins (a dataclass param is "unrepresentable" and
@@ -13,10 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cofitune.evaluation.tasks import SPECIALITY_PREFIX
 from cofitune.models.sharding import ShardingSettings
 from cofitune.training.loop import TrainSettings
 
@@ -35,15 +34,3 @@ class TrainingSection:
     def from_config(cls, training: Mapping[str, Any], seed: int) -> TrainingSection:
         return cls(loop=TrainSettings.from_config(dict(training), seed=seed), sharding=ShardingSettings.from_config(dict(training)),
                    precision=training.get("precision", "auto"), keep_checkpoint=bool(training.get("keep_checkpoint", False)))
-
-
-def evaluation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """What every evaluating and scoring rule needs of a (validated) config, in one JSON-able dict."""
-    return {
-        **config["evaluation"],
-        "speciality": [SPECIALITY_PREFIX + name for name in config["speciality"]["tasks"]],
-        "groups": config["versatility"]["groups"],
-        "metrics": config["versatility"]["metrics"],
-        "include_path": [str(Path(p).resolve()) for p in config["versatility"]["include_path"]],
-        "seed": config["seed"],
-    }

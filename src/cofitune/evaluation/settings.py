@@ -1,6 +1,6 @@
-"""The evaluation settings as every evaluating and scoring stage reads them: one frozen object,
-parsed once at the stage's entry from the JSON-able dict the rules pass
-(`cofitune.configuration.sections.evaluation_settings`)."""
+"""The evaluation settings as every evaluating and scoring stage reads them: the rules pass a JSON-able
+dict (`cofitune.configuration.evaluation.evaluation_settings`; Snakemake's params trigger compares
+builtins only), and `EvaluationSection.from_settings` parses it once, at the stage's entry."""
 
 from __future__ import annotations
 

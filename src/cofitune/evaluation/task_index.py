@@ -37,21 +37,38 @@ def builtin_task_names(cache_dir: str | Path | None = None) -> frozenset[str]:
     read or written is rebuilt or skipped: it is never an error)."""
     import lm_eval
 
-    cache = Path(cache_dir or default_cache_dir()) / f"lm_eval-{lm_eval.__version__}-builtin-tasks.json"
-    try:
-        return frozenset(io.read_json(cache))
-    except (OSError, io.DataError, TypeError):
-        pass
+    cache = _cache_file(cache_dir, lm_eval.__version__)
+    cached = _read_names(cache) if cache else None
+    if cached is not None:
+        return cached
     from lm_eval.tasks import TaskManager
 
     log.info("indexing lm-eval %s's built-in tasks (cached in %s)", lm_eval.__version__, cache)
     names = frozenset(TaskManager(include_defaults=True).all_tasks)
     try:
-        io.write_json(cache, sorted(names))
+        if cache:
+            io.write_json(cache, sorted(names))
     except OSError as err:
         log.info("lm-eval's task names not cached: %s", err)
     return names
 
 
+def _cache_file(cache_dir: str | Path | None, version: str) -> Path | None:
+    try:
+        return Path(cache_dir or default_cache_dir()) / f"lm_eval-{version}-builtin-tasks.json"
+    except RuntimeError:  # no home folder to keep a cache in
+        return None
+
+
+def _read_names(cache: Path) -> frozenset[str] | None:
+    """The cached names, or None when the cache is missing, unreadable or not a list of names."""
+    try:
+        names = io.read_json(cache)
+    except (OSError, UnicodeDecodeError, io.DataError):
+        return None
+    return frozenset(names) if isinstance(names, list) and all(isinstance(n, str) for n in names) else None
+
+
 def default_cache_dir() -> Path:
+    """$XDG_CACHE_HOME/cofitune, by default ~/.cache/cofitune."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "cofitune"

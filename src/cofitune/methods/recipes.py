@@ -373,7 +373,9 @@ def baseline_errors(config: Mapping[str, Any]) -> list[str]:
     """What the config's `baselines` section may not say: full SFT's extra learning rates must
     differ from the one full SFT itself trains at."""
     extra = config.get("baselines", {}).get("full_sft")
-    default = config.get("training", {}).get("learning_rate", 3e-4)
+    from cofitune.training.loop import TrainSettings
+
+    default = config.get("training", {}).get("learning_rate", TrainSettings.learning_rate)  # the schema's default too
     if isinstance(extra, list) and default in extra:
         return [f"baselines.full_sft: {default:g} is training.learning_rate, at which full_sft already trains; list only other rates"]
     return []

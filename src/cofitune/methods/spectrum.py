@@ -14,7 +14,7 @@ What was verified, and where:
 - From a secondary summary of the paper (the paper's own formulas could not be read here): the edge omits
   the sqrt(n) factor of the MP bound and uses the IQR instead of the standard deviation. Assumed to
   match the code above.
-- Numerically (tests/unit/test_spectrum.py): the reference score counts about a quarter of a pure
+- Numerically (tests/unit/methods/test_spectrum.py): the reference score counts about a quarter of a pure
   Gaussian square matrix's singular values as signal (raw ratio ~0.8), is infinite for a Gaussian matrix
   of aspect ratio 4 (its IQR is small next to the bulk's location, so every value clears the edge), and the
   division by the largest singular value makes it scale dependent and *decreasing* in the strength of a

@@ -78,3 +78,16 @@ def test_static_specs_are_the_enabled_baselines_then_the_extras(config):
     specs = static_specs({**config, "candidates": [{"layers": "q2", "modules": "ffn"}]})
     assert specs[0] == {"layers": "all", "modules": "all"} and specs[-1] == {"layers": "q2", "modules": "ffn"}
     assert len(specs) == 10 + 1  # smoke enables all nine baseline kinds (one Wise-FT mix, full SFT at two rates)
+
+
+def test_a_methods_refusal_is_named_even_when_another_candidate_is_refused_too():
+    config = {"baselines": {"full_sft": False, "v_softmask": False, "mofo": {"enabled": True}}, "training": {"cpu_offload": True},
+              "candidates": [{"layers": "q2", "modules": "attn"}]}
+    errors = semantic_errors(config)
+    assert [e for e in errors if e.startswith("candidates: unknown module set 'attn'")]
+    assert [e for e in errors if e.startswith("baselines.mofo / method: mofo (mofo_0.15): not with training.cpu_offload")]
+
+
+def test_full_sfts_extra_rate_equal_to_the_default_rate_is_refused_without_a_training_section():
+    errors = semantic_errors({"baselines": {"full_sft": [4.0e-5]}})
+    assert [e for e in errors if e.startswith("baselines.full_sft: 4e-05 is training.learning_rate")]

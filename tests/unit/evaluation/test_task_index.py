@@ -83,3 +83,29 @@ def test_a_used_include_path_task_named_like_a_builtin_is_a_warning(tmp_path, mo
     errors, warnings = input_errors(config)
     assert not errors
     assert [w for w in warnings if f"{tmp_path / 'extra' / 'arc.yaml'} defines 'arc_easy', also the name of an lm-eval built-in" in w]
+
+
+def test_a_cache_that_is_not_a_list_of_names_or_not_text_is_rebuilt(tmp_path, monkeypatch):
+    class Indexed:
+        def __init__(self, include_defaults):
+            self.all_tasks = ["rebuilt"]
+
+    monkeypatch.setattr(lm_eval.tasks, "TaskManager", Indexed)
+    cache = tmp_path / f"lm_eval-{lm_eval.__version__}-builtin-tasks.json"
+    for content in (b'"arc_easy"', b'{"arc_easy": 1}', b"[1, 2]", b"\xff\xfe not text"):
+        cache.write_bytes(content)
+        assert builtin_task_names(tmp_path) == {"rebuilt"}, content
+
+
+def test_no_home_folder_means_no_cache_not_an_error(monkeypatch):
+    class Indexed:
+        def __init__(self, include_defaults):
+            self.all_tasks = ["t"]
+
+    def no_home():
+        raise RuntimeError("Could not determine home directory")
+
+    monkeypatch.setattr(lm_eval.tasks, "TaskManager", Indexed)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", no_home)
+    assert builtin_task_names() == {"t"}

@@ -56,6 +56,8 @@ def test_every_rule_names_an_existing_stage_function():
         # is parsed where the training stage reads it
         ("cofitune.configuration.checks", set()),
         ("cofitune.configuration.sections", {"cofitune.stages.train:main", "cofitune.stages.train:derive_weights"}),
+        # the task files' format: the data stage that writes them (the evaluations follow from the files)
+        ("cofitune.evaluation.tasks", {"cofitune.stages.data:make_tasks", "cofitune.stages.data:prepare_data"}),
         # the samples file's format is the evaluation's own output
         ("cofitune.evaluation.harness", {"cofitune.stages.evaluate:evaluate_candidate"}),
     ],
