@@ -238,7 +238,12 @@ def waits_for_final(candidate):
 
 
 # Models made from another's weights without training (Wise-FT from full SFT): candidate -> parent.
-DERIVED = {c: parent for c in CANDIDATE_SPECS if (parent := recipe_of(c)[1].derived_from(recipe_of(c)[0]))}
+def derived_from(candidate):
+    built, recipe = recipe_of(candidate)
+    return recipe.derived_from(built)
+
+
+DERIVED = {c: parent for c in CANDIDATE_SPECS if (parent := derived_from(c))}
 
 
 def budget_input(wildcards):
