@@ -356,6 +356,9 @@ def task_name_errors(config: Mapping[str, Any]) -> list[str]:
     configured = {task for _, task in in_groups} | {name for name in ours if name.startswith(SPECIALITY_PREFIX)}
     errors += [f"versatility.metrics.{task}: {task!r} is not a configured task" for task in versatility.get("metrics", {})
                if task not in configured]
+    named = sorted(configured | set(versatility["groups"]))
+    errors += [f"evaluation.fewshot.tasks.{name}: {name!r} is neither a configured task nor a versatility group (known: {named})"
+               for name in config.get("evaluation", {}).get("fewshot", {}).get("tasks", {}) if name not in named]
     return errors
 
 

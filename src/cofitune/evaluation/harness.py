@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from cofitune.evaluation.settings import FewshotSettings
 from cofitune.evaluation.splits import CONFIRM, SplitSizes, capped_tasks, documents_for
 
 log = logging.getLogger(__name__)
@@ -39,10 +40,19 @@ class EvalPlan:
     sizes: SplitSizes | None = None  # None: every document of every task
     metrics: Mapping[str, str] = field(default_factory=dict)  # task -> metric key, e.g. "exact_match,strict-match"
     seed: int = 1234  # lm-eval's seeds and the split's permutation
+    fewshot: Mapping[str, FewshotSettings] = field(default_factory=dict)  # task -> its settings (absent: the defaults)
 
     def passes(self) -> list[str]:
-        """The prompt formats evaluated, each one `simple_evaluate` call."""
+        """The prompt formats evaluated, each one or more `simple_evaluate` calls (`calls`)."""
         return [fmt for fmt in FORMATS if self.tasks_for(fmt)]
+
+    def calls(self, fmt: str) -> list[tuple[FewshotSettings, list[str]]]:
+        """The tasks of one format grouped by their few-shot settings: one `simple_evaluate` call each
+        (lm-eval takes one setting per call); in task order, so one setting for all is one call."""
+        grouped: dict[FewshotSettings, list[str]] = {}
+        for task in self.tasks_for(fmt):
+            grouped.setdefault(self.fewshot.get(task, FewshotSettings()).for_format(fmt), []).append(task)
+        return list(grouped.items())
 
     def tasks_for(self, fmt: str) -> list[str]:
         versatility = [t for tasks in self.groups.values() for t in tasks] if fmt in self.formats else []
@@ -199,13 +209,13 @@ def evaluate_model(model: nn.Module, tokenizer: PreTrainedTokenizerBase, plan: E
     documents = split_documents_of(every_task, manager, plan)
     output = EvalOutput([], [])
     for fmt in plan.passes():
-        tasks = plan.tasks_for(fmt)
-        samples = {t: documents[t] for t in tasks} if documents is not None else None
-        raw = _simple_evaluate(lm, tasks, plan, manager, samples, apply_chat_template=fmt == "chat")
-        for task in tasks:
-            metric = resolve_metric(task, raw["results"][task], plan.metrics.get(task))
-            output.metrics.append(_metric_row(fmt, task, metric, raw))
-            output.samples.extend(_sample_rows(fmt, task, metric, raw["samples"][task], plan.split))
+        for fewshot, tasks in plan.calls(fmt):
+            samples = {t: documents[t] for t in tasks} if documents is not None else None
+            raw = _simple_evaluate(lm, tasks, plan, manager, samples, apply_chat_template=fmt == "chat", fewshot=fewshot)
+            for task in tasks:
+                metric = resolve_metric(task, raw["results"][task], plan.metrics.get(task))
+                output.metrics.append(_metric_row(fmt, task, metric, raw, fewshot))
+                output.samples.extend(_sample_rows(fmt, task, metric, raw["samples"][task], plan.split))
     return output
 
 
@@ -256,7 +266,7 @@ def _index(include_path: Sequence[str], needed: Sequence[str]):
 
 
 def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, manager, samples: Mapping[str, list[int]] | None,
-                     apply_chat_template: bool) -> dict[str, Any]:
+                     apply_chat_template: bool, fewshot: FewshotSettings) -> dict[str, Any]:
     from lm_eval import simple_evaluate
 
     # lm-eval maps the n-th evaluated document back to samples[task][n]: the indices must be sorted
@@ -268,6 +278,10 @@ def _simple_evaluate(lm, tasks: list[str], plan: EvalPlan, manager, samples: Map
         samples=dict(samples) if samples is not None else None,
         log_samples=True,
         apply_chat_template=apply_chat_template,
+        # every prompt setting explicit: lm-eval's defaults change between versions
+        num_fewshot=fewshot.num_fewshot,
+        fewshot_as_multiturn=fewshot.fewshot_as_multiturn,
+        system_instruction=fewshot.system_instruction,
         cache_requests=False,
         bootstrap_iters=0,  # we bootstrap ourselves over the kept per-item scores
         random_seed=plan.seed,
@@ -299,7 +313,7 @@ def _metric_keys(task_results: Mapping[str, Any]) -> list[str]:
     return [k for k in task_results if "," in k and "_stderr" not in k]
 
 
-def _metric_row(fmt: str, task: str, metric: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+def _metric_row(fmt: str, task: str, metric: str, raw: Mapping[str, Any], fewshot: FewshotSettings) -> dict[str, Any]:
     task_results = raw["results"][task]
     return {
         "format": fmt,
@@ -307,6 +321,10 @@ def _metric_row(fmt: str, task: str, metric: str, raw: Mapping[str, Any]) -> dic
         "metric": metric,
         "value": float(task_results[metric]),  # lm-eval gives numpy floats; Arrow wants plain ones
         "n": int(raw.get("n-samples", {}).get(task, {}).get("effective", 0)),
+        # what lm-eval applied: a task whose own YAML says `num_fewshot: 0` keeps 0 whatever is asked
+        "num_fewshot": int(raw.get("configs", {}).get(task, {}).get("num_fewshot") or 0),
+        "fewshot_as_multiturn": fewshot.fewshot_as_multiturn,
+        "system_instruction": fewshot.system_instruction,
     }
 
 

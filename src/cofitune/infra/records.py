@@ -95,11 +95,12 @@ class TrainRecord(Record):
 @dataclass(frozen=True)
 class EvalRecord(Record):
     KIND: ClassVar[str] = "eval_metrics"
-    VERSION: ClassVar[int] = 3
+    VERSION: ClassVar[int] = 4  # 4: each metrics row records its few-shot settings
 
     candidate: str
     split: str  # the items scored: 'select' (what the search decides on) or 'confirm' (what the run reports)
-    metrics: list[dict[str, Any]]  # one row per (format, task): format, task, metric, value in [0, 1], n
+    metrics: list[dict[str, Any]]  # one row per (format, task): format, task, metric, value in [0, 1], n, num_fewshot,
+    # fewshot_as_multiturn, system_instruction (what lm-eval applied)
     batch_size: int
     device: str
     wall_seconds: float

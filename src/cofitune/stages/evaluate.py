@@ -30,7 +30,7 @@ def eval_plan(evaluation: EvaluationSection, tasks_dir: str | Path, split: str =
         speciality=evaluation.speciality, groups=evaluation.groups,
         formats=(evaluation.rank_format,) if split == SELECT else evaluation.formats,
         include_path=(str(Path(tasks_dir).resolve()), *evaluation.include_path), batch_size=evaluation.batch_size,
-        split=split, sizes=evaluation.sizes, metrics=evaluation.metrics, seed=evaluation.seed,
+        split=split, sizes=evaluation.sizes, metrics=evaluation.metrics, seed=evaluation.seed, fewshot=evaluation.fewshot,
     )
 
 

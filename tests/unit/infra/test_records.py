@@ -38,7 +38,7 @@ def test_a_stale_or_foreign_file_is_refused_naming_it(tmp_path):
         TrainRecord.read(path)
     data = io.read_json(path)
     io.write_json(path, {**data, "version": 99})
-    with pytest.raises(RecordError, match="record version 99, this cofitune reads 3"):
+    with pytest.raises(RecordError, match=f"record version 99, this cofitune reads {EvalRecord.VERSION}"):
         EvalRecord.read(path)
     io.write_json(path, {**{k: v for k, v in data.items() if k != "device"}, "colour": "red"})
     with pytest.raises(RecordError, match=r"missing fields \['device'\] and unknown fields \['colour'\]"):
