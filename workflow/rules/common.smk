@@ -222,8 +222,14 @@ def seed_for(candidate):
 
 
 def training_for(candidate):
-    """The training settings of one candidate: the config's, with the candidate's own overrides."""
-    return {**config["training"], **spec_for(candidate).get("training", {})}
+    """The training settings of one candidate: the config's, with the candidate's own overrides.
+    Without `report_to`: adding a tracker must not retrain the finished candidates (REPORT_TO)."""
+    training = {**config["training"], **spec_for(candidate).get("training", {})}
+    return {key: value for key, value in training.items() if key != "report_to"}
+
+
+# training.report_to reaches the training jobs outside their params, so changing it reruns none
+REPORT_TO = json.dumps(config["training"].get("report_to", []))
 
 
 def recipe_of(candidate):

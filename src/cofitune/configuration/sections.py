@@ -29,8 +29,10 @@ class TrainingSection:
     sharding: ShardingSettings
     precision: str = "auto"
     keep_checkpoint: bool = False
+    report_to: tuple[str, ...] = ()  # accelerate trackers of the live curves; not in the loop's settings, so not in the resume fingerprint
 
     @classmethod
     def from_config(cls, training: Mapping[str, Any], seed: int) -> TrainingSection:
         return cls(loop=TrainSettings.from_config(dict(training), seed=seed), sharding=ShardingSettings.from_config(dict(training)),
-                   precision=training.get("precision", "auto"), keep_checkpoint=bool(training.get("keep_checkpoint", False)))
+                   precision=training.get("precision", "auto"), keep_checkpoint=bool(training.get("keep_checkpoint", False)),
+                   report_to=tuple(training.get("report_to") or ()))

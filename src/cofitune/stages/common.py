@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,13 @@ def resolve_precision(precision: str) -> str:
     return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
-def build_accelerator(precision: str):
+def build_accelerator(precision: str, log_with: Sequence[str] = (), project_dir: str | Path | None = None):
+    """The job's Accelerator; `log_with` trackers (`training.report_to`) write under `project_dir`.
+    Without trackers it is built exactly as before: no project folder, nothing written."""
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=resolve_precision(precision), cpu=not torch.cuda.is_available())
+    tracking = {"log_with": list(log_with), "project_dir": str(project_dir)} if log_with else {}
+    return Accelerator(mixed_precision=resolve_precision(precision), cpu=not torch.cuda.is_available(), **tracking)
 
 
 def resolve_device(device: str) -> str:

@@ -35,17 +35,21 @@ def train_candidate(
 ) -> None:
     """Selective SFT of one candidate; writes the trained tensors (`trained_out`) and its TrainRecord
     (`metrics_out`), resuming from and then removing `checkpoint_dir` (kept with keep_checkpoint).
-    The candidate trains under `training.loop.seed`. `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
+    The candidate trains under `training.loop.seed`; `training.report_to` trackers get its curves
+    (`cofitune.training.tracking`). `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
     from cofitune.training.loop import train
+    from cofitune.training.tracking import check_report_to, tracked_run
 
+    report_to = check_report_to(training.report_to)  # before any model is loaded
     if budget_from is not None:
         candidate_spec = {**candidate_spec, "budget_params": TrainRecord.read(budget_from).trainable_params}
     candidate = candidate_from_spec(candidate_spec)
     settings = replace(training.loop, update_fraction=candidate.recipe.update_fraction(candidate))
     seed, sharding = settings.seed, training.sharding
-    accelerator = build_accelerator(training.precision)
+    # the curves, one run per candidate: beside its outputs (results/train/<candidate>/tracking/), not among them
+    accelerator = build_accelerator(training.precision, report_to, Path(trained_out).parent / "tracking")
     set_seed(seed)
     # Sharded: build on the meta device and let process 0 read the weights (one host copy per node);
     # methods that add weights of their own (LoRA) load normally, so their initialisation is the same.
@@ -75,26 +79,31 @@ def train_candidate(
     log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask %s, %s, %d process(es), sharding %s",
              candidate.id, candidate.method, n_trained, total_params, len(rows), mask or "off",
              accelerator.mixed_precision, accelerator.num_processes, sharding.mode)
-    result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=Path(checkpoint_dir),
-                   fingerprint=fingerprint, grad_transform=_chain(transforms),
-                   step_scales=mask.step_scales() if mask else None)
-    trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
-    if accelerator.is_main_process:
-        io.save_tensors(trained_out, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
-        TrainRecord(
-            **candidate.describe(), options=dict(candidate.options),
-            layer_indices=candidate.layer_indices(len(regions.decoder_layers(model))), trainable_tensors=len(trainable),
-            trainable_params=n_trained, total_params=total_params, steps=result.steps, resumed_from_step=result.resumed_from_step,
-            final_loss=result.final_loss, input_tokens=result.input_tokens, target_tokens=result.target_tokens,
-            wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
-            precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
-            softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
-            softmask_apply=softmask_apply if mask else "", seed=seed,
-            learning_rate=settings.learning_rate, history=result.history,
-        ).write(metrics_out)
-        if not training.keep_checkpoint:  # the outputs are written: resuming is no longer needed
-            shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    accelerator.wait_for_everyone()
+    metadata = {**candidate.describe(), "layer_indices": candidate.layer_indices(len(regions.decoder_layers(model))),
+                "seed": seed, "fingerprint": fingerprint, "trainable_params": n_trained, "total_params": total_params,
+                "learning_rate": settings.learning_rate, "precision": accelerator.mixed_precision, "processes": accelerator.num_processes}
+    # end_training (leaving the block) also ends the process group: every collective stays inside
+    with tracked_run(accelerator, report_to, candidate.id, metadata) as log_step:
+        result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=Path(checkpoint_dir),
+                       fingerprint=fingerprint, grad_transform=_chain(transforms),
+                       step_scales=mask.step_scales() if mask else None, log_step=log_step)
+        trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
+        if accelerator.is_main_process:
+            io.save_tensors(trained_out, trained, metadata={"candidate": candidate.id, "base": str(model_dir)})
+            TrainRecord(
+                **candidate.describe(), options=dict(candidate.options),
+                layer_indices=candidate.layer_indices(len(regions.decoder_layers(model))), trainable_tensors=len(trainable),
+                trainable_params=n_trained, total_params=total_params, steps=result.steps, resumed_from_step=result.resumed_from_step,
+                final_loss=result.final_loss, input_tokens=result.input_tokens, target_tokens=result.target_tokens,
+                wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
+                precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
+                softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
+                softmask_apply=softmask_apply if mask else "", seed=seed,
+                learning_rate=settings.learning_rate, history=result.history,
+            ).write(metrics_out)
+            if not training.keep_checkpoint:  # the outputs are written: resuming is no longer needed
+                shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        accelerator.wait_for_everyone()
 
 
 def _chain(transforms: Sequence[Any]):
@@ -131,10 +140,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
     parser.add_argument("--softmask-apply", choices=APPLY_MODES, default="update", help="where the soft-mask's factors act")
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
+    parser.add_argument("--report-to", type=json_arg, help="JSON list of trackers (training.report_to), outside --training "
+                        "so that the workflow can change them without retraining")
     args = parser.parse_args(argv)
+    if args.report_to is not None and not isinstance(args.report_to, list):
+        parser.error("--report-to takes a JSON list, e.g. '[\"tensorboard\"]'")
     setup_logging()
+    training = args.training if args.report_to is None else {**args.training, "report_to": args.report_to}
     train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate,
-                    training=TrainingSection.from_config(args.training, args.seed), trained_out=args.trained_out, metrics_out=args.metrics_out,
+                    training=TrainingSection.from_config(training, args.seed), trained_out=args.trained_out, metrics_out=args.metrics_out,
                     checkpoint_dir=args.checkpoint_dir, module_sets=args.module_sets, importance_file=args.importance,
                     softmask_parts=args.softmask_parts, budget_from=args.budget_from, softmask_apply=args.softmask_apply)
     return 0

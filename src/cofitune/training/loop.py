@@ -40,6 +40,7 @@ from cofitune.models.sharding import distribute_like, full_tensor, is_sharded
 log = logging.getLogger(__name__)
 
 GradTransform = Callable[[nn.Module], None]
+StepLogger = Callable[[dict[str, float], float], None]  # (the step's record, its seconds): live curves
 
 
 @dataclass(frozen=True)
@@ -290,9 +291,11 @@ def train(
     grad_transform: GradTransform | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     step_scales: Mapping[torch.Tensor, torch.Tensor] | None = None,
+    log_step: StepLogger | None = None,
 ) -> TrainResult:
     """Train the parameters of `model` that require grad; the others are never touched.
-    `step_scales`: per-entry factors of the optimizer's step for some parameters (the soft-mask)."""
+    `step_scales`: per-entry factors of the optimizer's step for some parameters (the soft-mask).
+    `log_step`: gets each step's record and its seconds, checkpoint saving excluded (`cofitune.training.tracking`)."""
     world, rank = accelerator.num_processes, accelerator.process_index
     global_batch = global_batch_size(settings, world)
     n_steps = total_steps(len(rows), settings, world)
@@ -307,6 +310,7 @@ def train(
     clock = time.perf_counter()
     wall_before = result.wall_seconds
     for step in range(start, n_steps):
+        step_clock = time.perf_counter()
         indices = step_example_indices(step, len(rows), global_batch, settings.seed)
         share = len(indices) // world
         local = [rows[i] for i in indices[rank * share : (rank + 1) * share]]
@@ -336,6 +340,8 @@ def train(
         result.history.append(record)
         result.wall_seconds = wall_before + time.perf_counter() - clock
         _log_progress(record, n_steps, result, settings)
+        if log_step is not None:
+            log_step(record, time.perf_counter() - step_clock)
         if checkpoint_dir is not None and (step + 1) % settings.save_every_steps == 0 and step + 1 < n_steps:
             _save(checkpoint_dir, model, optimizer, accelerator, fingerprint, result)
         if on_step is not None:
