@@ -277,6 +277,12 @@ def test_changing_evaluation_settings_reevaluates_without_retraining(smoke):
     assert jobs["decide_level"] == 1
 
 
+def test_adding_a_tracker_retrains_nothing(smoke):
+    training = {**io.read_yaml(PRESETS / "smoke.yaml")["training"], "report_to": ["tensorboard"]}
+    proc = snakemake(smoke, "-n", configfile=variant(smoke, "tracked", training=training))
+    assert proc.returncode == 0 and planned_jobs(proc.stdout) == {}, proc.stdout[-2000:]
+
+
 def test_changing_an_override_retrains_only_the_overridden_candidate(smoke):
     baselines = {**io.read_yaml(PRESETS / "smoke.yaml")["baselines"], "full_sft": [3.0e-5]}
     proc = snakemake(smoke, "-n", configfile=variant(smoke, "other_lr", baselines=baselines))
@@ -382,18 +388,21 @@ def test_the_real_model_preset_plans_a_full_run(tmp_path):
     jobs = planned_jobs(proc.stdout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert planned_paths(proc.stdout) and paths_outside(proc.stdout, workdir) == []  # names stay inside results_dir
-    assert jobs["train_candidate"] == 3 + 6 and jobs["evaluate_candidate"] == 1 + 8 + 3
+    # + 1 training (the paper rule; the middle block is a level-1 node) and + 2 evaluations (both rules on confirm)
+    assert jobs["train_candidate"] == 3 + 6 + 1 and jobs["evaluate_candidate"] == 1 + 8 + 3 + 2
 
 
 @pytest.mark.parametrize(
     ("preset", "trainings", "evaluations"),
-    [(None, 3 + 4 + 1, 1 + 3 + 5 + 1), ("quick", 3 + 1, 1 + 3 + 2), ("paper", 3 + 9 + 1, 1 + 3 + 9 + 3 + 1)],
+    [(None, 3 + 4 + 1 + 1, 1 + 3 + 5 + 1 + 2), ("quick", 3 + 1, 1 + 3 + 2), ("paper", 3 + 9 + 1 + 1, 1 + 3 + 9 + 3 + 1 + 2)],
 )
 def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trainings, evaluations, tmp_path):
     """Planned up front: level 1's three nodes and the baselines (Wise-FT merges weights, so it is
     evaluated but not trained); each later level is planned after the previous level's checkpoint.
     Evaluations: base + level 1 + baselines (one per Wise-FT alpha); + 1: full SFT's second seed
-    (the final model's comes with the last level)."""
+    (the final model's comes with the last level). The fixed rules (not in quick): + 1 training (the
+    paper's ffn in [.25,.5); the middle block is a level-1 node, trained once) and + 2 evaluations
+    (both on the confirm items)."""
     configs = (REPO / "config.yaml",) + ((PRESETS / f"{preset}.yaml",) if preset else ())
     workdir = scratch_workdir(tmp_path)
     proc = snakemake(workdir, "-n", configfile=configs)

@@ -34,7 +34,7 @@ from cofitune.methods.candidates import (
     unmasked_region,
     with_replicates,
 )
-from cofitune.methods.recipes import baseline_specs
+from cofitune.methods.recipes import baseline_specs, fixed_rule_specs
 from cofitune.configuration.evaluation import evaluation_settings
 from cofitune.configuration.checks import check_config, check_config_files, check_inputs, static_specs
 from cofitune.infra.io import read_yaml
@@ -162,6 +162,8 @@ def benchmark_file(name):
 # the search checkpoints and are identified by their region ids.
 CANDIDATE_SPECS = specs_by_id(static_specs(config))
 BASELINE_IDS = list(specs_by_id(baseline_specs(config["baselines"])))
+# The fixed-rule baselines: candidate id -> rule name (the claims compare the search with the best).
+FIXED_RULE_IDS = {candidate_from_spec(spec).id: name for name, spec in fixed_rule_specs(config["baselines"]).items()}
 SEARCH = config["search"]
 SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels(SEARCH["mode"]) + 1))
 

@@ -33,6 +33,7 @@ rule summarise_results:
         claims=CLAIMS,
     params:
         final=lambda wc: final_candidate() if SEARCH_LEVELS else None,
+        fixed_rules=FIXED_RULE_IDS,
         evaluation=EVALUATION,
         seed=config["seed"],
         code=code_hash("cofitune.stages.tables:summarise"),

@@ -17,6 +17,11 @@ excludes 0 (that interval is per row, not for the family). The claims:
                   shuffled importances: the same average rate, without the selectivity. Only this
                   says that *which* units are slowed matters, not merely that the region trains slower
   vs base         CoFiTune vs the base model: what the chosen region costs in versatility
+  search vs best fixed rule (<rule>)
+                  the searched region (unmasked, as the search trained it) vs the best by Uni. of the
+                  regions a user would pick without a search (`baselines.fixed_rules`): whether the
+                  search's trainings bought anything. The best rule is picked on the reported items
+                  themselves, which favours it: a 'higher' verdict for the search is conservative
 """
 
 from __future__ import annotations
@@ -43,8 +48,9 @@ class Claim:
     reference: str
 
 
-def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[Claim]:
-    """The claims this run's models can support (summary rows; `final_id` is the CoFiTune model)."""
+def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None, fixed_rules: Mapping[str, str] | None = None) -> list[Claim]:
+    """The claims this run's models can support (summary rows; `final_id` is the CoFiTune model;
+    `fixed_rules`: candidate id -> rule name of the fixed-rule baselines)."""
 
     ids = {r["candidate"] for r in rows}
     full = Method.FULL_SFT.value
@@ -64,7 +70,18 @@ def claims_for(rows: Sequence[Mapping[str, Any]], final_id: str | None) -> list[
         if control_region(final_id, control) in ids:
             claims.append(Claim(f"fine level, {control} control", final_id, control_region(final_id, control)))
     claims.append(Claim("vs base", final_id, BASE_ID))
-    return claims
+    return claims + search_vs_fixed_rules(rows, final_id, fixed_rules or {})
+
+
+def search_vs_fixed_rules(rows: Sequence[Mapping[str, Any]], final_id: str, fixed_rules: Mapping[str, str]) -> list[Claim]:
+    """The searched region against the best fixed rule by Uni. (none when no rule was trained)."""
+    searched = unmasked_region(final_id) or final_id
+    ids = {r["candidate"] for r in rows}
+    rules = [r for r in rows if r["candidate"] in fixed_rules]
+    if searched not in ids or not rules:
+        return []
+    best = max(rules, key=lambda r: (r["uni"], r["candidate"]))
+    return [Claim(f"search vs best fixed rule ({fixed_rules[best['candidate']]})", searched, best["candidate"])]
 
 
 FAMILY_ALPHA = 0.05  # the family-wise error rate of the claims table (Holm)

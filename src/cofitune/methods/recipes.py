@@ -381,6 +381,20 @@ def baseline_errors(config: Mapping[str, Any]) -> list[str]:
     return []
 
 
+# Regions a user would pick without a search (`baselines.fixed_rules`): (layer range, module set).
+FIXED_RULES: dict[str, tuple[tuple[float, float], str]] = {
+    "paper": ((0.25, 0.5), "ffn"),  # the paper's answer on its models: the FFN of the second quarter
+    "middle": ((0.25, 0.75), "mha+ffn"),  # the middle block of the depth, every matrix of its layers
+}
+
+
+def fixed_rule_specs(baselines: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """rule name -> the region spec of each enabled fixed rule. Its id is the region's own, so a rule
+    the search also trains is one training, scored on both item splits."""
+    return {name: {"layers": list(FIXED_RULES[name][0]), "modules": FIXED_RULES[name][1]}
+            for name in baselines.get("fixed_rules", [])}
+
+
 def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The config's `baselines` switches -> candidate specs, in a fixed order."""
     specs: list[dict[str, Any]] = []
@@ -411,4 +425,4 @@ def baseline_specs(baselines: Mapping[str, Any]) -> list[dict[str, Any]]:
     mofo = baselines.get("mofo", {})
     if mofo.get("enabled"):
         specs.append({"method": "mofo", **({"fraction": mofo["fraction"]} if "fraction" in mofo else {})})
-    return specs
+    return specs + list(fixed_rule_specs(baselines).values())

@@ -36,7 +36,7 @@ def aggregate(
 def summarise(
     *, candidates_file: str | Path, samples_file: str | Path, level_files: Sequence[str | Path], final_id: str | None,
     evaluation: EvaluationSection, seed: int, summary_out: str | Path, markdown_out: str | Path, trace_out: str | Path,
-    claims_out: str | Path,
+    claims_out: str | Path, fixed_rules: Mapping[str, str] | None = None,
 ) -> None:
     """summary.parquet (+ Markdown) with bootstrap intervals, the claims with theirs, and the search
     trace. The summary and the claims read the confirm evaluations only; the chosen search node's
@@ -70,7 +70,7 @@ def summarise(
     report = SplitReport(split_item_counts(samples), **search_choice_on_both(levels, evaluations.to_pylist()))
     summary = summary_table(candidates, resampled_intervals(resampled, {"base": "base", "full_sft": "full_sft"}), final_id, report)
     rows = summary.to_pylist()
-    claims = claims_for(rows, final_id)
+    claims = claims_for(rows, final_id, fixed_rules)
     claims = claims_table(rows, claims, paired_difference_tests(resampled, [(c.model, c.reference) for c in claims]))
     trace = search_trace_table(levels)
     io.write_parquet(summary_out, summary)

@@ -145,3 +145,15 @@ def test_when_every_model_is_equal_no_claim_is_decided_more_often_than_the_famil
     strong = [_simulated_claims_table(rng, final_p=0.85).to_pylist() for _ in range(20)]
     decided = [np.mean([r["verdict"] == "higher" for r in rows if r["claim"] == "vs base" and r["metric"] == "uni"]) for rows in strong]
     assert np.mean(decided) >= 0.9
+
+
+def test_the_search_is_compared_with_the_best_fixed_rule_by_uni():
+    rules = {"0.25-0.5_ffn": "paper", "0.25-0.75_mha+ffn": "middle"}
+    rows = [*ROWS, _row("0.25-0.5_ffn", "region", 30.0, 50.0)]  # Uni. 80 beats the middle block's 78
+    assert claims_for(rows, FINAL, rules)[-1] == Claim("search vs best fixed rule (paper)", "0.25-0.75_mha+ffn", "0.25-0.5_ffn")
+    # the searched region is the unmasked final model; the middle block is that very region: compared with itself
+    assert claims_for(ROWS, FINAL, rules)[-1] == Claim("search vs best fixed rule (middle)", "0.25-0.75_mha+ffn", "0.25-0.75_mha+ffn")
+    unmasked_final = [r for r in rows if r["candidate"] != FINAL]
+    assert claims_for(unmasked_final, "0.25-0.75_mha+ffn", rules)[-1].model == "0.25-0.75_mha+ffn"
+    assert "search vs best fixed rule" not in " ".join(c.name for c in claims_for(ROWS, FINAL))  # no rule trained
+    assert [c.name for c in claims_for(rows, None, rules)] == ["forgetting"]  # no search, nothing to compare

@@ -156,3 +156,13 @@ def test_controls_of_the_fine_level_have_ids_that_parse_back():
     with pytest.raises(ValueError, match="needs softmask: true"):
         candidate_from_spec({"layers": "q2", "modules": "ffn", "softmask_control": "uniform"})  # a control needs the mask
     assert Method.MASK_CONTROL.recipe.display({"candidate": "0.25-0.5_ffn_softmask-uniform_seed1235", "mask_control": "uniform"}) == "uniform mask (control)"
+
+
+def test_fixed_rules_are_plain_regions_whose_ids_a_search_node_shares():
+    from cofitune.methods.recipes import fixed_rule_specs
+
+    baselines = {"full_sft": False, "v_softmask": False, "fixed_rules": ["middle", "paper"]}
+    assert {name: candidate_from_spec(spec).id for name, spec in fixed_rule_specs(baselines).items()} == {
+        "middle": "0.25-0.75_mha+ffn", "paper": "0.25-0.5_ffn"}
+    assert [candidate_from_spec(s).method for s in baseline_specs(baselines)] == [Method.REGION, Method.REGION]
+    assert candidate_from_spec(spec_from_id("0.25-0.5_ffn")) == candidate_from_spec(fixed_rule_specs(baselines)["paper"])
