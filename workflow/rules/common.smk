@@ -38,6 +38,8 @@ from cofitune.methods.recipes import baseline_specs, fixed_rule_specs
 from cofitune.configuration.evaluation import evaluation_settings
 from cofitune.configuration.checks import check_config, check_config_files, check_inputs, static_specs
 from cofitune.infra.io import read_yaml
+from cofitune.data.sources import local_path
+from cofitune.handoff.region_file import read_region
 from cofitune.infra.provenance import code_hash
 from cofitune.infra.records import LevelDecision
 from cofitune.evaluation.splits import CONFIRM, SELECT, SPLITS
@@ -165,13 +167,23 @@ BASELINE_IDS = list(specs_by_id(baseline_specs(config["baselines"])))
 # The fixed-rule baselines: candidate id -> rule name (the claims compare the search with the best).
 FIXED_RULE_IDS = {candidate_from_spec(spec).id: name for name, spec in fixed_rule_specs(config["baselines"]).items()}
 SEARCH = config["search"]
-SEARCH_LEVELS = [] if SEARCH["mode"] == "off" else list(range(1, search.n_levels(SEARCH["mode"]) + 1))
+# search.reuse: the region another run chose (checked by the pre-flight) is trained without a search
+REUSED = read_region(SEARCH["reuse"]) if SEARCH.get("reuse") else None
+SEARCH_LEVELS = [] if SEARCH["mode"] == "off" or REUSED else list(range(1, search.n_levels(SEARCH["mode"]) + 1))
+HAS_FINAL = bool(SEARCH_LEVELS) or REUSED is not None  # a CoFiTune model: searched here, or reused
 
 # Fine level: importance sources (default: the speciality training data, as the reference scripts).
 IMPORTANCE_SOURCES = config["importance"]["sources"] or {"sft": config["speciality"]["train"]}
 # The forgetting signal's text: the importance data (general text by default), every source's files.
-KL_DATA = list(dict.fromkeys(f for files in IMPORTANCE_SOURCES.values() for f in files))
-USES_SOFTMASK = SEARCH["final_softmask"] and bool(SEARCH_LEVELS) or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
+# An entry is a path, hf:org/name, or an object with options: deduplicated by its JSON; the rules'
+# inputs are the local files among them (a Hub dataset is read from its cache by the stage).
+KL_DATA = list({json.dumps(e, sort_keys=True): e for files in IMPORTANCE_SOURCES.values() for e in files}.values())
+
+
+def local_files(entries):
+    """The local files of SFT data entries: what Snakemake watches (Hub datasets are not files here)."""
+    return [path for path in map(local_path, entries) if path]
+USES_SOFTMASK = SEARCH["final_softmask"] and HAS_FINAL or any(s.get("softmask") for s in CANDIDATE_SPECS.values())
 IMPORTANCE_OUTPUTS = [IMPORTANCE_TABLE] if USES_SOFTMASK else []
 
 EVALUATION = evaluation_settings(config)
@@ -281,8 +293,15 @@ def level_contenders(level):
 
 
 def final_candidate():
+    if REUSED:
+        return region_id(REUSED.layer_range, REUSED.module_set, softmask=SEARCH["final_softmask"])
     chosen = chosen_nodes(len(SEARCH_LEVELS))[-1]
     return region_id(chosen.layer_range, chosen.module_set, softmask=SEARCH["final_softmask"])
+
+
+def region_source():
+    """Where the final model's region came from, for its card and region.json."""
+    return REUSED.describe() if REUSED else "searched by this run"
 
 
 def node_runs(node_id):
@@ -297,13 +316,13 @@ def level_runs(level):
 
 def final_unmasked():
     """The final model's region without the soft-mask (the last level's kept node): the fine level's reference."""
-    unmasked = unmasked_region(final_candidate()) if SEARCH_LEVELS else None
+    unmasked = unmasked_region(final_candidate()) if HAS_FINAL else None
     return [unmasked] if unmasked else []
 
 
 def final_controls():
     """The fine level's controls of the final model (search.fine_controls on its region)."""
-    if not (SEARCH_LEVELS and SEARCH["final_softmask"]):
+    if not (HAS_FINAL and SEARCH["final_softmask"]):
         return []
     return [control_region(final_candidate(), control) for control in SEARCH["fine_controls"]]
 
@@ -324,7 +343,7 @@ def search_nodes():
 def reported_candidates(wildcards=None):
     """The models the run reports, scored on the confirm items, in a stable order: base, baselines
     and extras, the final model, the chosen node (its region unmasked) and the fine level's controls."""
-    final = [final_candidate()] if SEARCH_LEVELS else []
+    final = [final_candidate()] if HAS_FINAL else []
     ids = list(dict.fromkeys([BASE_ID, *CANDIDATE_SPECS, *final, *final_unmasked(), *final_controls()]))
     groups = dict(zip(REPLICATE_GROUPS, [final, final_unmasked(), final_controls(), BASELINE_IDS, search_nodes()], strict=True))
     return with_replicates(ids, groups, config["replicates"], config["seed"],
@@ -350,7 +369,9 @@ def evaluated_candidates(wildcards=None):
 def deliverables():
     """What a search hands over: the final model, its region for other trainers, and the report's
     pictures and pages of both."""
-    return [FINAL_DIR, EXPORT_DIR, SEARCH_TREE, MODEL_CARD_PAGE] if SEARCH_LEVELS else []
+    if not HAS_FINAL:
+        return []
+    return [FINAL_DIR, EXPORT_DIR, MODEL_CARD_PAGE] + ([SEARCH_TREE] if SEARCH_LEVELS else [])
 
 
 def trained_candidates(wildcards=None):

@@ -1,11 +1,12 @@
 rule prepare_data:
     input:
         model=MODEL_DIR,
-        train=config["speciality"]["train"],
+        train=local_files(config["speciality"]["train"]),
     output:
         data=directory(TRAIN_DATA),
         report=TRAIN_REPORT,
     params:
+        train=config["speciality"]["train"],  # the entries with their options (Hub ids, columns, format)
         max_length=config["training"]["max_length"],
         loss_on=config["training"]["loss_on"],
         truncation=config["training"]["truncation"],

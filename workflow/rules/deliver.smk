@@ -11,6 +11,7 @@ rule write_final_model:
         directory(FINAL_DIR),
     params:
         candidate=lambda wc: final_candidate(),
+        region_source=lambda wc: region_source(),
         config=config,
         importance_sources=IMPORTANCE_SOURCES,
         code=code_hash("cofitune.stages.deliver:write_final_model"),

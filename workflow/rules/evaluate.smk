@@ -5,12 +5,13 @@ rule evaluate_candidate:
         unpack(trained_tensors),
         model=MODEL_DIR,
         tasks=TASKS_DIR,
-        kl_data=KL_DATA,
+        kl_data=local_files(KL_DATA),
     output:
         metrics=eval_metrics("{candidate}", "{split}"),
         samples=eval_samples("{candidate}", "{split}"),
     params:
         evaluation=EVALUATION,
+        kl_files=KL_DATA,
         code=code_hash("cofitune.stages.evaluate:evaluate_candidate"),
     threads: all_cores()
     resources:

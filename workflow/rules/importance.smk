@@ -3,12 +3,12 @@
 rule estimate_importance:
     input:
         model=MODEL_DIR,
-        data=lambda wc: IMPORTANCE_SOURCES[wc.source],
+        data=lambda wc: local_files(IMPORTANCE_SOURCES[wc.source]),
         accelerate=accelerate_config(),
     output:
         importance_source("{source}"),
     params:
-        files=lambda wc, input: json.dumps(list(input.data)),
+        files=lambda wc: json.dumps(IMPORTANCE_SOURCES[wc.source]),
         settings=json.dumps(config["importance"]),
         seed=config["seed"],
         sharding=config["training"]["sharding"],

@@ -32,7 +32,7 @@ rule summarise_results:
         trace=SEARCH_TRACE,
         claims=CLAIMS,
     params:
-        final=lambda wc: final_candidate() if SEARCH_LEVELS else None,
+        final=lambda wc: final_candidate() if HAS_FINAL else None,
         fixed_rules=FIXED_RULE_IDS,
         evaluation=EVALUATION,
         seed=config["seed"],

@@ -6,4 +6,5 @@ with logged_to(snakemake.log[0]):
         model_dir=snakemake.input.model, trained_file=snakemake.input.trained, train_metrics=snakemake.input.train_metrics,
         summary_file=snakemake.input.summary, candidate=snakemake.params.candidate, config=snakemake.params.config,
         importance_sources=snakemake.params.importance_sources, out_dir=snakemake.output[0], claims_file=snakemake.input.claims,
+        region_source=snakemake.params.region_source,
     )

@@ -8,6 +8,7 @@ its defects, each with file and line), the model's location, and every task name
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from difflib import get_close_matches
@@ -238,7 +239,9 @@ def check_inputs(config: Mapping[str, Any], project: str | Path | None = None) -
     """Raise one ConfigError listing every input problem; return the warnings. `project`: the
     workflow's own folder, which results_dir must keep out of."""
     errors, warnings = input_errors(config)
-    errors = results_dir_errors(config.get("results_dir", "results"), Path.cwd(), project) + errors
+    reuse_problems, reuse_warnings = reuse_errors(config)
+    errors = results_dir_errors(config.get("results_dir", "results"), Path.cwd(), project) + errors + reuse_problems
+    warnings += reuse_warnings
     if errors:
         raise ConfigError("the config's inputs have problems (nothing was run):\n  " + "\n  ".join(e.replace("\n", "\n  ") for e in errors))
     return warnings
@@ -254,16 +257,17 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     checked: dict[tuple[Any, str], str | None] = {}
     items: dict[str, int] = {}  # local test file key -> its items
 
-    def check(key: str, validate, path: str) -> None:
-        if (validate, path) not in checked:  # the same file under several keys is read once
+    def check(key: str, validate, path: Any) -> None:
+        seen = (validate, json.dumps(path, sort_keys=True, default=str))  # an SFT entry may be an object
+        if seen not in checked:  # the same file under several keys is read once
             try:
                 rows = validate(path)
-                checked[(validate, path)] = None
+                checked[seen] = None
                 items[key] = len(rows[0] if isinstance(rows, tuple) else rows)
             except (DataError, OSError) as err:
-                checked[(validate, path)] = str(err)
-        if checked[(validate, path)]:
-            errors.append(f"{key}: {checked[(validate, path)]}")
+                checked[seen] = str(err)
+        if checked[seen]:
+            errors.append(f"{key}: {checked[seen]}")
 
     file_lists = {"speciality.train": config["speciality"]["train"],
                   **{f"importance.sources.{name}": files for name, files in config.get("importance", {}).get("sources", {}).items()}}
@@ -281,6 +285,39 @@ def input_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     errors += path_errors(config)
     errors += task_name_errors(config)
     return errors, [w for w in [source.offline_warning()] if w] + shadowed_builtin_warnings(config)
+
+
+def reuse_errors(config: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of `search.reuse`: a region file this version reads, of this model's family
+    where that is known before the download (else write_final_model checks it)."""
+    from cofitune.handoff.region_file import family_error, read_region
+    from cofitune.models.modeling import ModelSource
+
+    reuse = config.get("search", {}).get("reuse")
+    if not reuse:
+        return [], []
+    try:
+        reused = read_region(reuse)
+    except DataError as err:
+        return [f"search.reuse: {err}"], []
+    errors = [] if _module_set_known(reused.module_set, config) else [
+        f"search.reuse: the region's module set {reused.module_set!r} is not one this config knows (module_sets)"]
+    model_type = ModelSource.from_config(dict(config["model"])).model_type()
+    errors += [e for e in [family_error(reused, model_type)] if e]
+    warnings = [] if model_type else [f"search.reuse: the family of {config['model']['name_or_path']!r} is not known before "
+                                      "its download; write_final_model checks it against the region's "
+                                      f"{reused.model_type!r}"]
+    return errors, warnings
+
+
+def _module_set_known(module_set: str, config: Mapping[str, Any]) -> bool:
+    from cofitune.models.regions import resolve_roles
+
+    try:
+        resolve_roles(module_set, config.get("module_sets") or None)
+    except (KeyError, ValueError):
+        return False
+    return True
 
 
 # The project's folders that hold its sources and data: results_dir may not be, or lie inside, one.
@@ -302,15 +339,20 @@ def results_dir_errors(results_dir: str, workdir: Path, project: str | Path | No
     return []
 
 
-def repeated_file_errors(key: str, files: list[str]) -> list[str]:
-    """A file listed twice would train twice as often, unseen: name both entries."""
-    first: dict[Path, int] = {}
+def repeated_file_errors(key: str, files: list[Any]) -> list[str]:
+    """A file (or Hub split) listed twice would train twice as often, unseen: name both entries."""
+    from cofitune.data.sources import Source
+
+    first: dict[tuple[str, ...], int] = {}
     errors = []
-    for i, path in enumerate(files):
-        resolved = Path(path).resolve()
-        if resolved in first:
-            errors.append(f"{key}[{i}]: {path!r} is already {key}[{first[resolved]}]; list each file once")
-        first.setdefault(resolved, i)
+    for i, entry in enumerate(files):
+        try:
+            source = Source.parse(entry)
+        except DataError:  # a malformed entry: its own error comes from reading it
+            continue
+        if source.identity in first:
+            errors.append(f"{key}[{i}]: {source.label!r} is already {key}[{first[source.identity]}]; list each file once")
+        first.setdefault(source.identity, i)
     return errors
 
 

@@ -1,24 +1,27 @@
-"""SFT data: validation with file-and-line errors, prompt formatting, tokenization with a loss mask."""
+"""SFT data: validation with file-and-line errors (rows: `formats`, sources: `sources`), prompt formatting,
+tokenization with a loss mask (on the last response, every assistant turn, or everything)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from cofitune.infra import io
+from cofitune.data.formats import ALPACA_KEYS, METADATA_KEYS, ROLES, Example, to_example, user_message
+from cofitune.data.sources import Source, validated_rows
+from cofitune.data.turns import assistant_segments
 from cofitune.infra.io import DataError
 
+__all__ = ["ALPACA_KEYS", "IGNORE_INDEX", "METADATA_KEYS", "ROLES", "Example", "TokenizeReport", "check_losses", "collate",
+           "render_prompt", "render_response", "tokenize_example", "tokenize_examples", "user_message", "validate_file",
+           "validate_record"]
+
 IGNORE_INDEX = -100
-ROLES = ("system", "user", "assistant")
-ALPACA_KEYS = ("instruction", "input", "output")
-# Keys that datasets carry beside the example and that training never reads (Alpaca's rendered `text`).
-METADATA_KEYS = ("id", "text", "source", "category", "metadata")
+LOSS_ON = ("response", "assistant", "all")
 
 ALPACA_PROMPT = (
     "Below is an instruction that describes a task{with_input}. "
@@ -27,76 +30,25 @@ ALPACA_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
-class Example:
-    """One validated SFT example: the conversation up to the response, and the response."""
-
-    prompt_messages: tuple[dict[str, str], ...]
-    response: str
-    source: str  # "file:line", kept so later errors can still point at the input
-
-
-def validate_record(record: Any, path: str | Path, line: int) -> Example:
-    """Alpaca form (instruction, input, output) or chat form (messages); anything else is a DataError."""
-    if not isinstance(record, dict):
-        raise DataError(path, f"expected a JSON object, got {type(record).__name__}", line)
-    source = f"{path}:{line}"
-    _check_keys(record, path, line)
-    if "messages" in record:
-        return _validate_chat(record["messages"], path, line, source)
-    for key in ("instruction", "output"):
-        if key not in record:
-            raise DataError(path, f"missing field {key!r} (expected Alpaca 'instruction'/'input'/'output' or chat 'messages')", line)
-    for key in ("instruction", "input", "output"):
-        if key in record and not isinstance(record[key], str):
-            raise DataError(path, f"field {key!r} must be a string, got {type(record[key]).__name__}", line)
-    if not record["instruction"].strip():
-        raise DataError(path, "empty 'instruction'", line)
-    if not record["output"].strip():
-        raise DataError(path, "empty 'output'", line)
-    user = user_message(record["instruction"], record.get("input", ""))
-    return Example(({"role": "user", "content": user},), record["output"], source)
+def validate_record(record: Any, path: str | Path, line: int, fmt: str = "auto", columns: Mapping[str, str] | None = None) -> Example:
+    """One row of a JSONL file in any row format (`formats.to_example`); a defect names file and line."""
+    try:
+        return to_example(record, f"{path}:{line}", fmt, columns)
+    except DataError as err:
+        raise DataError(path, err.reason, line) from None
 
 
-def _check_keys(record: dict[str, Any], path: str | Path, line: int) -> None:
-    """Refuse keys neither form knows (a typo such as `inptu` would lose the input unseen) and rows in both forms."""
-    if "messages" in record and any(key in record for key in ALPACA_KEYS):
-        both = [key for key in ALPACA_KEYS if key in record]
-        raise DataError(path, f"has both chat 'messages' and Alpaca {both}: keep one form per row", line)
-    known = ("messages", *METADATA_KEYS) if "messages" in record else (*ALPACA_KEYS, *METADATA_KEYS)
-    unknown = [key for key in record if key not in known]
-    if unknown:
-        hints = [f"{key!r}" + (f" (did you mean {close[0]!r}?)" if (close := get_close_matches(key, known, n=1)) else "")
-                 for key in unknown]
-        raise DataError(path, f"unknown key {', '.join(hints)}; rows are Alpaca {list(ALPACA_KEYS)} or chat ['messages'], "
-                        f"with optional {list(METADATA_KEYS)} (not used)", line)
+def validate_file(entry: str | Path | Mapping[str, Any]) -> list[Example]:
+    """Every example of a config entry (a file of any supported type, a Hub dataset, or an object with
+    options); one DataError lists every defect with its line (JSONL) or row (the others)."""
+    source = Source.parse(entry)
+    columns = dict(source.columns)
+    return validated_rows(source, lambda record, where: to_example(record, where, source.format, columns))
 
 
-def _validate_chat(messages: Any, path: str | Path, line: int, source: str) -> Example:
-    if not isinstance(messages, list) or not messages:
-        raise DataError(path, "'messages' must be a non-empty list", line)
-    for i, msg in enumerate(messages):
-        if not isinstance(msg, dict) or not isinstance(msg.get("role"), str) or not isinstance(msg.get("content"), str):
-            raise DataError(path, f"messages[{i}] must be an object with string 'role' and 'content'", line)
-        if msg["role"] not in ROLES:
-            raise DataError(path, f"messages[{i}].role {msg['role']!r} is not one of {ROLES}", line)
-    if messages[-1]["role"] != "assistant":
-        raise DataError(path, "the last message must be the assistant's response", line)
-    if not messages[-1]["content"].strip():
-        raise DataError(path, "empty assistant response", line)
-    prompt = tuple({"role": m["role"], "content": m["content"]} for m in messages[:-1])
-    if not any(m["role"] == "user" for m in prompt):
-        raise DataError(path, "no user message before the response", line)
-    return Example(prompt, messages[-1]["content"], source)
-
-
-def user_message(instruction: str, input_text: str = "") -> str:
-    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
-
-
-def validate_file(path: str | Path) -> list[Example]:
-    """Every example of an SFT JSONL file; one DataError lists every defect with its line."""
-    return io.validated_jsonl(path, lambda record, line: validate_record(record, path, line))
+def source_label(entry: str | Path | Mapping[str, Any]) -> str:
+    """How reports and messages name an entry: its path (a string entry: itself, as before)."""
+    return str(entry) if isinstance(entry, str | Path) else Source.parse(entry).label
 
 
 def has_chat_template(tokenizer: PreTrainedTokenizerBase) -> bool:
@@ -159,18 +111,27 @@ def tokenize_example(
     tokenizer: PreTrainedTokenizerBase, example: Example, max_length: int, loss_on: str = "response", truncation: str = "left"
 ) -> tuple[dict[str, list[int]], int]:
     """input_ids and labels (IGNORE_INDEX outside the loss); returns (features, tokens before truncation).
-    A longer example is cut to max_length from the `left` (the prompt's start: the response survives)
-    or from the `right` (the end: a long prompt can leave no response token)."""
-    if loss_on not in ("response", "all"):
-        raise ValueError(f"loss_on must be 'response' or 'all', got {loss_on!r}")
+    The loss is on the last response (`response`), on every assistant turn (`assistant`, see `turns`),
+    or on every token (`all`). A longer example is cut to max_length from the `left` (the prompt's
+    start: the response survives) or from the `right` (the end: a long prompt can leave no response token)."""
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
     if truncation not in TRUNCATION_SIDES:
         raise ValueError(f"truncation must be one of {TRUNCATION_SIDES}, got {truncation!r}")
     add_special = not has_chat_template(tokenizer)  # chat templates already carry their special tokens
-    prompt_ids = tokenizer(render_prompt(tokenizer, example.prompt_messages), add_special_tokens=add_special)["input_ids"]
-    response_ids = tokenizer(render_response(tokenizer, example), add_special_tokens=False)["input_ids"]
-    input_ids = prompt_ids + response_ids
-    prompt_labels = list(prompt_ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids)
-    labels = prompt_labels + list(response_ids)
+    prompt, response = render_prompt(tokenizer, example.prompt_messages), render_response(tokenizer, example)
+    if loss_on == "assistant":
+        input_ids, labels = [], []
+        for i, (text, target) in enumerate(assistant_segments(tokenizer, example, prompt, response)):
+            ids = tokenizer(text, add_special_tokens=add_special and i == 0)["input_ids"]
+            input_ids += ids
+            labels += list(ids) if target else [IGNORE_INDEX] * len(ids)
+    else:
+        prompt_ids = tokenizer(prompt, add_special_tokens=add_special)["input_ids"]
+        response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
+        input_ids = prompt_ids + response_ids
+        prompt_labels = list(prompt_ids) if loss_on == "all" else [IGNORE_INDEX] * len(prompt_ids)
+        labels = prompt_labels + list(response_ids)
     kept = slice(max(0, len(input_ids) - max_length), None) if truncation == "left" else slice(0, max_length)
     return {"input_ids": input_ids[kept], "labels": labels[kept]}, len(input_ids)
 

@@ -1,5 +1,5 @@
-"""The final model's hand-off files: `region.json` (what was trained, machine-readable) and the model
-card (`README.md`, Hugging Face's format: YAML front matter, then Markdown for a person)."""
+"""The final model's card (`README.md`, Hugging Face's format: YAML front matter, then Markdown for a
+person); `region.json`, its machine-readable twin, is `cofitune.handoff.region_file`'s."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ import pyarrow as pa
 
 from cofitune.evidence.markdown import markdown_report
 from cofitune.infra.records import TrainRecord
-
-REGION_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -32,30 +30,9 @@ class FinalModel:
     config_hash: str
     versions: Mapping[str, str]
     claims: pa.Table | None = None  # the run's claims with their intervals (`cofitune.evidence.claims`)
-
-
-def region_manifest(final: FinalModel) -> dict[str, Any]:
-    """region.json: the trained region and the fine level's settings, for scripts and other trainers."""
-    record = final.train
-    return {
-        "record": "cofitune_region",
-        "version": REGION_VERSION,
-        "candidate": final.candidate,
-        "base_model": final.base_model,
-        "base_revision": final.base_revision,
-        "layer_range": record.layer_range,
-        "layer_indices": list(record.layer_indices),
-        "module_set": record.module_set,
-        "softmask": record.softmask,
-        "softmask_parts": list(record.softmask_parts),
-        "importance_sources": {k: list(v) for k, v in final.importance_sources.items()},
-        "trainable_tensors": list(final.trained_names),
-        "trainable_params": record.trainable_params,
-        "total_params": record.total_params,
-        "dtype": final.dtype,
-        "seed": record.seed,
-        "config_hash": final.config_hash,
-    }
+    model_type: str = ""  # the base model's architecture family (config.model_type)
+    n_layers: int = 0  # its decoder layers
+    region_source: str = "searched by this run"  # or where a reused region came from (search.reuse)
 
 
 def render_model_card(final: FinalModel) -> str:
@@ -89,9 +66,11 @@ def _sections(final: FinalModel) -> list[str]:
         "",
         "Fine-tuned with cofitune (CoFiTune, ACL 2024): only a region of the "
         "model was trained, chosen by a tree search for the best trade-off between the speciality and the "
-        "model's general abilities (versatility).",
+        "model's general abilities (versatility)" + ("." if final.region_source == "searched by this run"
+                                                      else ", run on another model of the same family (below)."),
         "",
         "## Region",
+        f"- chosen: {final.region_source}",
         f"- layers: `{record.layer_range}` of the depth, i.e. decoder layers {_indices(record.layer_indices)}",
         f"- modules: `{record.module_set}`; {len(final.trained_names)} tensors, {record.trainable_params:,} parameters "
         f"({share:.1%} of {record.total_params:,})",

@@ -86,6 +86,31 @@ class ModelSource:
             return str(err)
         return None
 
+    def model_type(self) -> str | None:
+        """The architecture family (config.json's `model_type`) without loading the model: of a builtin,
+        a local folder or a cached hub model; None where it is not known before the download (or GGUF)."""
+        if self.name_or_path.startswith(BUILTIN_PREFIX):
+            return TINY_MODEL_TYPES.get(self.name_or_path.removeprefix(BUILTIN_PREFIX))
+        if self.gguf_file:
+            return None
+        try:
+            where = self.location()
+        except FileNotFoundError:
+            return None
+        config = Path(where) / "config.json"
+        if not config.is_file():
+            from huggingface_hub import try_to_load_from_cache
+
+            try:
+                cached = try_to_load_from_cache(where, "config.json", revision=self.revision)
+            except ValueError:
+                return None
+            if not isinstance(cached, str):
+                return None
+            config = Path(cached)
+        model_type = io.read_json(config).get("model_type")
+        return model_type if isinstance(model_type, str) else None
+
     def offline_warning(self) -> str | None:
         """A hub id that cannot be downloaded here (offline, not cached): a plan can still be made."""
         if self.from_package or self.name_or_path.startswith(BUILTIN_PREFIX) or Path(self.name_or_path).expanduser().exists():
@@ -219,6 +244,7 @@ def build_tokenizer(corpus: list[str] | None = None, vocab_size: int = 384) -> P
 
 
 TINY_KINDS = ("tiny-llama", "tiny-gpt2", "tiny-gpt-neox")
+TINY_MODEL_TYPES = {"tiny-llama": "llama", "tiny-gpt2": "gpt2", "tiny-gpt-neox": "gpt_neox"}  # their config.model_type
 
 
 def build_tiny_model(kind: str = "tiny-llama", seed: int = 0, **overrides: Any) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from cofitune.data.sft import TokenizeReport, check_losses, tokenize_examples, validate_file
+from cofitune.data.sft import TokenizeReport, check_losses, source_label, tokenize_examples, validate_file
 from cofitune.evaluation.tasks import (
     SPECIALITY_PREFIX,
     generation_task,
@@ -23,15 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def prepare_data(
-    *, model_dir: str | Path, train_files: Sequence[str | Path], max_length: int, loss_on: str, out_dir: str | Path, report_file: str | Path,
-    truncation: str = "left", max_dropped_share: float = 0.01,
+    *, model_dir: str | Path, train_files: Sequence[str | Path | Mapping[str, Any]], max_length: int, loss_on: str,
+    out_dir: str | Path, report_file: str | Path, truncation: str = "left", max_dropped_share: float = 0.01,
 ) -> TokenizeReport:
     """Validate and tokenize the SFT data once; the Arrow dataset is shared by every training job.
+    `train_files`: speciality.train's entries (paths, hf:org/name, or objects with options).
     Every file's losses are counted and logged; a file that loses too much stops the run here."""
     _, tokenizer = load_prepared(model_dir)
     rows, reports = [], {}
-    for path in train_files:
-        file_rows, reports[str(path)] = tokenize_examples(tokenizer, validate_file(path), max_length, loss_on, truncation)
+    for entry in train_files:
+        file_rows, reports[source_label(entry)] = tokenize_examples(tokenizer, validate_file(entry), max_length, loss_on, truncation)
         rows += file_rows
     for path, report in reports.items():
         level = logging.WARNING if report.dropped_no_target else logging.INFO
@@ -44,7 +45,7 @@ def prepare_data(
         total.add(report)
     io.write_dataset(out_dir, rows)
     io.write_json(report_file, {**total.__dict__, "max_length": max_length, "loss_on": loss_on, "truncation": truncation,
-                                "files": [str(p) for p in train_files], "per_file": {p: r.__dict__ for p, r in reports.items()}})
+                                "files": [source_label(p) for p in train_files], "per_file": {p: r.__dict__ for p, r in reports.items()}})
     return total
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import torch
 
+from cofitune.data.sft import source_label
 from cofitune.infra import io
 from cofitune.infra.records import TrainRecord
 from cofitune.methods.candidates import BASE_ID
@@ -43,26 +44,36 @@ def card_rows(summary: pa.Table, candidate: str) -> pa.Table:
 def write_final_model(
     *, model_dir: str | Path, trained_file: str | Path, train_metrics: str | Path, summary_file: str | Path,
     candidate: str, config: Mapping[str, Any], importance_sources: Mapping[str, Sequence[str]], out_dir: str | Path,
-    claims_file: str | Path | None = None,
+    claims_file: str | Path | None = None, region_source: str = "searched by this run",
 ) -> None:
-    from cofitune.handoff.modelcard import FinalModel, region_manifest, render_model_card
+    """results/final/: the model, its card and region.json. A region reused from another run
+    (`search.reuse`) must come from a model of this one's family: checked here, where the model is
+    loaded, for the models whose family the pre-flight could not know."""
+    from cofitune.handoff.modelcard import FinalModel, render_model_card
+    from cofitune.handoff.region_file import REGION_FILE, family_error, read_region, region_manifest
     from cofitune.infra.provenance import config_hash, package_versions
+    from cofitune.models import regions
 
     dtype = base_dtype(model_dir)
     model, tokenizer = load_candidate_model(model_dir, trained_file)
+    reuse = config.get("search", {}).get("reuse")
+    if reuse and (problem := family_error(read_region(reuse), model.config.model_type)):
+        raise ValueError(problem)
     model.to(dtype)
     record = TrainRecord.read(train_metrics)
     final = FinalModel(
         candidate=candidate, base_model=config["model"]["name_or_path"], base_revision=config["model"].get("revision"),
         dtype=str(dtype).removeprefix("torch."), train=record, trained_names=sorted(io.load_tensors(trained_file)),
-        training=config["training"], train_files=config["speciality"]["train"],
-        importance_sources=importance_sources if record.softmask else {},
+        training=config["training"], train_files=[source_label(e) for e in config["speciality"]["train"]],
+        importance_sources={name: [source_label(e) for e in entries] for name, entries in importance_sources.items()}
+        if record.softmask else {},
         summary=card_rows(io.read_parquet(summary_file), candidate), config_hash=config_hash(config),
         versions=package_versions(), claims=io.read_parquet(claims_file) if claims_file else None,
+        model_type=model.config.model_type, n_layers=len(regions.decoder_layers(model)), region_source=region_source,
     )
     with io.atomic_dir(out_dir) as tmp:
         save_model(model, tokenizer, tmp)
-        io.write_json(Path(tmp) / "region.json", region_manifest(final))
+        io.write_json(Path(tmp) / REGION_FILE, region_manifest(final))
         io.write_text(Path(tmp) / "README.md", render_model_card(final))
     log.info("final model %s written to %s (%s)", candidate, out_dir, final.dtype)
 

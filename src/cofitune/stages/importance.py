@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from cofitune.data.sft import collate, tokenize_examples, validate_file
+from cofitune.data.sft import collate, source_label, tokenize_examples, validate_file
 from cofitune.fine.importance_file import Importance, read_importance, write_importance
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def estimate_importance(
-    *, model_dir: str | Path, files: Sequence[str | Path], settings: Mapping[str, Any], seed: int, out_file: str | Path,
+    *, model_dir: str | Path, files: Sequence[str | Path | Mapping[str, Any]], settings: Mapping[str, Any], seed: int, out_file: str | Path,
     sharding: str = "none",
 ) -> None:
     """Raw and per-layer normalised importance of one source; data-parallel over processes, and the
@@ -58,13 +58,14 @@ def estimate_importance(
     for unit_type, rho in reliability.items():
         log.info("split-half reliability of %s importance (Spearman per layer): median %.2f, min %.2f, max %.2f",
                  unit_type, float(rho.nanmedian()), float(rho.nan_to_num(2.0).min()), float(rho.nan_to_num(-2.0).max()))
+    labels = [source_label(entry) for entry in files]
     for unit_type, values in raw.items():
         if not torch.isfinite(values).all():
-            raise FloatingPointError(f"{unit_type} importance is NaN/inf: the model's outputs on {list(files)} are not finite "
+            raise FloatingPointError(f"{unit_type} importance is NaN/inf: the model's outputs on {labels} are not finite "
                                      "(check the model's weights and importance.max_length)")
     if accelerator.is_main_process:
         importance = Importance(norm={t: normalise(v) for t, v in raw.items()}, raw=raw, split_half=reliability)
-        write_importance(out_file, importance, metadata={"examples": str(len(rows)), "files": ",".join(map(str, files))})
+        write_importance(out_file, importance, metadata={"examples": str(len(rows)), "files": ",".join(labels)})
     accelerator.wait_for_everyone()
 
 
@@ -120,7 +121,7 @@ def reliability_note(per_source: Mapping[str, Importance], unit_type: str) -> st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cofitune importance", description="estimate head and neuron importance of one source")
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--files", required=True, type=json_arg, help="JSON list of JSONL files (SFT form)")
+    parser.add_argument("--files", required=True, type=json_arg, help="JSON list of the source's entries (paths, hf:org/name, or objects with options)")
     parser.add_argument("--settings", required=True, type=json_arg, help="JSON of the config's importance section")
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", required=True, help="output .safetensors")

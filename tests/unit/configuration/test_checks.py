@@ -91,3 +91,29 @@ def test_a_methods_refusal_is_named_even_when_another_candidate_is_refused_too()
 def test_full_sfts_extra_rate_equal_to_the_default_rate_is_refused_without_a_training_section():
     errors = semantic_errors({"baselines": {"full_sft": [4.0e-5]}})
     assert [e for e in errors if e.startswith("baselines.full_sft: 4e-05 is training.learning_rate")]
+
+
+def test_an_sft_entry_is_a_path_or_an_object_with_options(config):
+    schema = io.read_yaml(SCHEMA)
+    entries = ["a.jsonl", "hf:org/name", {"path": "hf:org/name", "split": "train", "revision": None, "subset": "en"},
+               {"path": "b.csv", "columns": {"instruction": "q", "output": "a"}, "format": "alpaca"}]
+    assert schema_errors({**config, "speciality": {**config["speciality"], "train": entries}}, schema) == []
+    assert schema_errors({**config, "importance": {"sources": {"general": entries}}}, schema) == []
+    bad = {**config, "speciality": {**config["speciality"], "train": [{"path": "a.jsonl", "splt": "x"}, {"split": "x"},
+                                                                         {"path": "a.jsonl", "columns": {"prompt": "q"}}, ""]}}
+    assert schema_errors(bad, schema) == [
+        "speciality.train.0: unknown key(s) 'splt'",
+        "speciality.train.1: 'path' is a required property",
+        "speciality.train.2.columns: 'prompt' is not one of ['instruction', 'input', 'output', 'messages', 'conversations', 'system']",
+        "speciality.train.3: '' should be non-empty",
+    ]
+    loss = {**config, "training": {**config["training"], "loss_on": "assistant"}}
+    assert schema_errors(loss, schema) == []
+
+
+def test_the_same_file_as_a_path_and_as_an_object_is_listed_twice(tmp_path):
+    from cofitune.configuration.checks import repeated_file_errors
+
+    path = tmp_path / "train.csv"
+    assert repeated_file_errors("speciality.train", [str(path), {"path": str(path), "columns": {"output": "a"}}, "other.csv"]) == [
+        f"speciality.train[1]: {str(path)!r} is already speciality.train[0]; list each file once"]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from cofitune.handoff.modelcard import FinalModel, region_manifest, render_model_card
+from cofitune.handoff.modelcard import FinalModel, render_model_card
+from cofitune.handoff.region_file import REGION_VERSION, region_manifest
 from cofitune.infra.records import TrainRecord
 
 
@@ -42,7 +43,7 @@ def final_model(base: str = "org/instruct-model", dtype: str = "bfloat16", softm
 def test_the_region_manifest_lists_exactly_what_was_trained():
     final = final_model()
     manifest = region_manifest(final)
-    assert manifest["record"] == "cofitune_region" and manifest["version"] == 1
+    assert manifest["record"] == "cofitune_region" and manifest["version"] == REGION_VERSION == 2
     assert manifest["trainable_tensors"] == list(final.trained_names)
     assert manifest["layer_indices"] == [2, 3, 4] and manifest["module_set"] == "ffn" and manifest["softmask"] is True
     assert manifest["softmask_parts"] == ["intermediate", "output"] and manifest["importance_sources"] == {"sft": ["data/a.jsonl"]}
