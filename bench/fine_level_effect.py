@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cofitune.configuration.sections import TrainingSection
+from cofitune.configuration.sections import SoftmaskSection, TrainingSection
 from cofitune.fine.importance_file import read_importance
 from cofitune.fine.masking import APPLY_MODES, resolve_parts, row_scales
 from cofitune.infra import io
@@ -86,7 +86,7 @@ def trained_weights(results: Path, candidate_id: str, apply: str | None, config:
                     candidate_spec={**spec_from_id(candidate_id), "id": candidate_id}, training=TrainingSection.from_config(config["training"], seed),
                     trained_out=out / TRAINED_FILE, metrics_out=out / TRAIN_METRICS_FILE, checkpoint_dir=out / "checkpoint", module_sets=config.get("module_sets") or {},
                     importance_file=results / "importance" / "combined.safetensors" if apply else None,
-                    softmask_parts=config.get("softmask", {}).get("parts", "auto"), softmask_apply=apply or "update")
+                    softmask=SoftmaskSection.from_config({**config.get("softmask", {}), "apply": apply or "update"}))
     return io.load_tensors(out / TRAINED_FILE)
 
 

@@ -35,7 +35,7 @@ def train(model_dir, data_dir, importance, out_root, specs, training) -> None:
         args = ["--model-dir", model_dir, "--data-dir", data_dir, "--candidate", json.dumps(spec), "--training", training,
                 "--seed", "3", *_outputs(Path(out_root) / spec["id"])]
         if spec.get("softmask"):
-            args += ["--importance", importance, "--softmask-parts", json.dumps(["attention", "input_projection", "output_projection"])]
+            args += ["--importance", importance, "--softmask", json.dumps({"parts": ["attention", "input_projection", "output_projection"]})]
         main(args)
 
 

@@ -36,6 +36,7 @@ from cofitune.methods.candidates import (
 )
 from cofitune.methods.recipes import baseline_specs, fixed_rule_specs
 from cofitune.configuration.evaluation import evaluation_settings
+from cofitune.configuration.sections import SearchSection, SoftmaskSection
 from cofitune.configuration.checks import check_config, check_config_files, check_inputs, static_specs
 from cofitune.infra.io import read_yaml
 from cofitune.data.sources import local_path

@@ -11,9 +11,7 @@ checkpoint decide_level:
     output:
         level_decision("{level}"),
     params:
-        mode=SEARCH["mode"],
-        tie_band=SEARCH["tie_band"],
-        seed=config["seed"],
+        search=SearchSection.from_config(config).settings(),
         contenders=lambda wc: [n.id for n in level_contenders(int(wc.level))],
         runs=lambda wc: level_runs(wc.level),
         evaluation=EVALUATION,

@@ -16,8 +16,7 @@ rule train_candidate:
         training=lambda wc: json.dumps(training_for(wc.candidate)),
         module_sets=json.dumps(config["module_sets"]),
         softmask=lambda wc, input: (
-            ["--importance", input.importance, "--softmask-parts", json.dumps(config["softmask"]["parts"]),
-             "--softmask-apply", config["softmask"]["apply"]]
+            ["--importance", input.importance, "--softmask", json.dumps(SoftmaskSection.from_config(config["softmask"]).settings())]
             if "importance" in input.keys()
             else []
         ),

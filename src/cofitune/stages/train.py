@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cofitune.configuration.sections import TrainingSection
+from cofitune.configuration.sections import SoftmaskSection, TrainingSection
 from cofitune.fine.importance_file import read_importance
-from cofitune.fine.masking import APPLY_MODES, resolve_parts, soft_mask_for
+from cofitune.fine.masking import resolve_parts, soft_mask_for
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
 from cofitune.infra.records import TrainRecord
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 def train_candidate(
     *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: TrainingSection,
     trained_out: str | Path, metrics_out: str | Path, checkpoint_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
-    softmask_parts: str | Sequence[str] = "auto", budget_from: str | Path | None = None, softmask_apply: str = "update",
+    softmask: SoftmaskSection | None = None, budget_from: str | Path | None = None,
 ) -> None:
     """Selective SFT of one candidate; writes the trained tensors (`trained_out`) and its TrainRecord
     (`metrics_out`), resuming from and then removing `checkpoint_dir` (kept with keep_checkpoint).
@@ -64,17 +64,18 @@ def train_candidate(
         shard_model(net, sharding, accelerator.device.type, accelerator.mixed_precision)
         if low_memory:
             materialise(net, model_dir, accelerator.device.type)
-    parts = resolve_parts(softmask_parts, model, trainable)
+    softmask = softmask or SoftmaskSection()  # the schema's defaults: parts auto, applied to the update
+    parts = resolve_parts(softmask.parts, model, trainable)
     if candidate.softmask and importance_file is None:
         raise ValueError(f"candidate {candidate.id!r} uses the soft-mask but no importance file was given")
     importance = read_importance(importance_file).norm if candidate.softmask else None
-    mask = soft_mask_for(model, candidate, importance, trainable, parts, softmask_apply, seed)
+    mask = soft_mask_for(model, candidate, importance, trainable, parts, softmask.apply, seed)
     transforms, rows = [*(mask.grad_transforms() if mask else []), *candidate.recipe.grad_transforms(net, candidate)], io.read_dataset(data_dir)
     n_trained = sum(p.numel() for p in net.parameters() if p.requires_grad)  # global sizes, sharded or not
     fingerprint = settings.fingerprint({
         "candidate": candidate.describe(), "options": dict(candidate.options), "trainable": trainable,
         "precision": accelerator.mixed_precision, "world": accelerator.num_processes,
-        "mask": [io.file_digest(importance_file), softmask_apply] if mask else None, "parts": list(parts),
+        "mask": [io.file_digest(importance_file), softmask.apply] if mask else None, "parts": list(parts),
     })
     log.info("%s (%s): training %d of %d parameters on %d examples, soft-mask %s, %s, %d process(es), sharding %s",
              candidate.id, candidate.method, n_trained, total_params, len(rows), mask or "off",
@@ -98,7 +99,7 @@ def train_candidate(
                 wall_seconds=result.wall_seconds, tokens_per_second=result.input_tokens / max(result.wall_seconds, 1e-9),
                 precision=accelerator.mixed_precision, processes=accelerator.num_processes, sharding=sharding.mode,
                 softmask_tensors=len(mask) if mask else 0, softmask_parts=list(parts) if mask else [],
-                softmask_apply=softmask_apply if mask else "", seed=seed,
+                softmask_apply=softmask.apply if mask else "", seed=seed,
                 learning_rate=settings.learning_rate, history=result.history,
             ).write(metrics_out)
             if not training.keep_checkpoint:  # the outputs are written: resuming is no longer needed
@@ -137,8 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--metrics-out", required=True, help="the TrainRecord (train_metrics.json)")
     parser.add_argument("--checkpoint-dir", required=True, help="resume state, removed when the training ends")
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
-    parser.add_argument("--softmask-parts", type=json_arg, default='"auto"', help='JSON: "auto" or a list of parts')
-    parser.add_argument("--softmask-apply", choices=APPLY_MODES, default="update", help="where the soft-mask's factors act")
+    parser.add_argument("--softmask", type=json_arg, default={}, help='JSON of the softmask section, e.g. {"parts": "auto", "apply": "update"}')
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
     parser.add_argument("--report-to", type=json_arg, help="JSON list of trackers (training.report_to), outside --training "
                         "so that the workflow can change them without retraining")
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate,
                     training=TrainingSection.from_config(training, args.seed), trained_out=args.trained_out, metrics_out=args.metrics_out,
                     checkpoint_dir=args.checkpoint_dir, module_sets=args.module_sets, importance_file=args.importance,
-                    softmask_parts=args.softmask_parts, budget_from=args.budget_from, softmask_apply=args.softmask_apply)
+                    softmask=SoftmaskSection.from_config(args.softmask), budget_from=args.budget_from)
     return 0
 
 

@@ -6,6 +6,7 @@ import dataclasses
 
 import pyarrow as pa
 
+from cofitune.configuration.sections import SearchSection
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord
@@ -34,17 +35,17 @@ def test_a_replicated_node_is_scored_by_its_mean_over_seeds_and_its_seeds_are_re
     runs = {NODES[0]: [NODES[0], f"{NODES[0]}_seed2"], NODES[1]: [NODES[1]]}
     hits = {NODES[0]: (16, 14), f"{NODES[0]}_seed2": (0, 2), NODES[1]: (9, 9)}
     files = [_write_run(tmp_path, r, *hits[r]) for node in NODES for r in runs[node]]
-    decide_level(level=1, mode="greedy", node_ids=NODES, metrics_files=[f[0] for f in files], evaluation=EVALUATION,
+    decide_level(level=1, search=SearchSection(mode="greedy", seed=3), node_ids=NODES, metrics_files=[f[0] for f in files], evaluation=EVALUATION,
                  out_file=tmp_path / "level.json", samples_files=[f[1] for f in files],
-                 train_files=[f[2] for f in files if "_seed" not in f[2].name], seed=3, runs=runs)
+                 train_files=[f[2] for f in files if "_seed" not in f[2].name], runs=runs)
     decision = LevelDecision.read(tmp_path / "level.json")
     rows = {r["node"]: r for r in decision.contenders}
     assert rows[NODES[0]]["uni"] == (80.0 + 70.0 + 0.0 + 10.0) / 2 and rows[NODES[0]]["n_seeds"] == 2
     assert rows[NODES[1]]["uni"] == 90.0 and decision.chosen_id == NODES[1]  # A's first seed alone would have won
     # seeds this far apart make A's difference to the leader far wider than item noise alone would
     spread = rows[NODES[0]]["diff_hi"] - rows[NODES[0]]["diff_lo"]
-    decide_level(level=1, mode="greedy", node_ids=NODES, metrics_files=[files[0][0], files[2][0]], evaluation=EVALUATION,
-                 out_file=tmp_path / "one_seed.json", samples_files=[files[0][1], files[2][1]], train_files=[files[0][2], files[2][2]], seed=3)
+    decide_level(level=1, search=SearchSection(mode="greedy", seed=3), node_ids=NODES, metrics_files=[files[0][0], files[2][0]], evaluation=EVALUATION,
+                 out_file=tmp_path / "one_seed.json", samples_files=[files[0][1], files[2][1]], train_files=[files[0][2], files[2][2]])
     alone = LevelDecision.read(tmp_path / "one_seed.json")
     single = {r["node"]: r for r in alone.contenders}
     assert alone.chosen_id == NODES[0]
