@@ -59,3 +59,16 @@ def random_batches(tokenizer, n=4, size=4, seed=0):
         rows.append({"input_ids": ids, "labels": ids})
     return [collate(rows[i : i + size], tokenizer.pad_token_id) for i in range(0, len(rows), size)]
 
+
+
+def prepare_tiny_run(root):
+    """A prepared tiny Llama and 16 tokenized examples under `root` (model/, data/): a training stage's inputs."""
+    from cofitune.infra import io
+    from cofitune.models.modeling import load_prepared
+    from cofitune.stages.model import prepare_model
+
+    prepare_model({"name_or_path": "builtin:tiny-llama"}, root / "model", seed=0)
+    _, tokenizer = load_prepared(root / "model")
+    rows, _ = tokenize_examples(tokenizer, make_examples(16), max_length=64)
+    io.write_dataset(root / "data", rows)
+    return root

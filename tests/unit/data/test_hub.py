@@ -14,17 +14,8 @@ from tests.unit.data.writers import COMMIT, hub_dataset
 ROWS = [{"instruction": "Add", "input": "1 2", "output": "3"}, {"instruction": "Sub", "input": "3 1", "output": "2"}]
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    folder = tmp_path / "hub"
-    folder.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(folder))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return folder
-
-
-def test_a_cached_snapshot_is_found_and_read(cache):
-    snapshot = hub_dataset(cache, "org/arith", ROWS)
+def test_a_cached_snapshot_is_found_and_read(hub_cache):
+    snapshot = hub_dataset(hub_cache, "org/arith", ROWS)
     assert snapshot_folder("hf:org/arith", "hf:org/arith") == snapshot
     assert snapshot.name == COMMIT
     examples = validate_file("hf:org/arith")
@@ -32,8 +23,8 @@ def test_a_cached_snapshot_is_found_and_read(cache):
         ("Add\n\n1 2", "3", "hf:org/arith row 0"), ("Sub\n\n3 1", "2", "hf:org/arith row 1")]
 
 
-def test_split_and_subset_are_the_entrys_options(cache):
-    hub_dataset(cache, "org/arith", ROWS[:1], split="validation")
+def test_split_and_subset_are_the_entrys_options(hub_cache):
+    hub_dataset(hub_cache, "org/arith", ROWS[:1], split="validation")
     (example,) = validate_file({"path": "hf:org/arith", "split": "validation"})
     assert example.source == "hf:org/arith (split validation) row 0"
     with pytest.raises(DataError, match=r"^hf:org/arith: not readable as a dataset \(ValueError: Unknown split \"train\""):
@@ -43,14 +34,14 @@ def test_split_and_subset_are_the_entrys_options(cache):
         validate_file({"path": "hf:org/arith", "split": "validation", "subset": "nope"})
 
 
-def test_a_dataset_not_in_the_cache_is_named_in_the_preflight_offline(cache, monkeypatch):
+def test_a_dataset_not_in_the_cache_is_named_in_the_preflight_offline(hub_cache, monkeypatch):
     monkeypatch.chdir(REPO)
-    hub_dataset(cache, "org/arith", ROWS)
+    hub_dataset(hub_cache, "org/arith", ROWS)
     assert preflight(["hf:org/arith"]) == []
     assert preflight(["hf:org/other", {"path": "hf:org/arith", "revision": "v2"}]) == [
-        f"speciality.train[0]: hf:org/other: org/other (revision main) is not in the Hugging Face cache {cache}; download it with "
+        f"speciality.train[0]: hf:org/other: org/other (revision main) is not in the Hugging Face cache {hub_cache}; download it with "
         "`hf download --repo-type dataset org/other` or unset HF_HUB_OFFLINE",
-        f"speciality.train[1]: hf:org/arith (revision v2): org/arith (revision v2) is not in the Hugging Face cache {cache}; "
+        f"speciality.train[1]: hf:org/arith (revision v2): org/arith (revision v2) is not in the Hugging Face cache {hub_cache}; "
         "download it with `hf download --repo-type dataset org/arith --revision v2` or unset HF_HUB_OFFLINE",
     ]
     monkeypatch.delenv("HF_HUB_OFFLINE")
@@ -59,9 +50,9 @@ def test_a_dataset_not_in_the_cache_is_named_in_the_preflight_offline(cache, mon
         validate_file("hf:org/other")
 
 
-def test_a_hub_entry_listed_twice_is_named_and_a_bad_id_is_refused(cache, monkeypatch):
+def test_a_hub_entry_listed_twice_is_named_and_a_bad_id_is_refused(hub_cache, monkeypatch):
     monkeypatch.chdir(REPO)
-    hub_dataset(cache, "org/arith", ROWS)
+    hub_dataset(hub_cache, "org/arith", ROWS)
     assert preflight(["hf:org/arith", {"path": "hf:org/arith", "split": "train"}]) == [
         "speciality.train[1]: 'hf:org/arith (split train)' is already speciality.train[0]; list each file once"]
     with pytest.raises(DataError, match=r"^hf:arith: 'arith' is not a Hub dataset id \(hf:org/name\)$"):

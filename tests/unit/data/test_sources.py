@@ -63,15 +63,6 @@ def model_dir(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def hub_cache(tmp_path, monkeypatch):
-    cache = tmp_path / "hub-cache"
-    cache.mkdir()
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return cache
-
-
 def _source(fmt: str, kind: str, rows: list[dict], folder: Path, cache: Path) -> tuple[object, str, str]:
     """The config entry for `rows` (a file in `folder`, or a Hub dataset named after it), its label,
     and where row 2 (the third) is named."""

@@ -11,7 +11,6 @@ from cofitune.configuration.checks import task_name_errors
 from cofitune.evaluation.harness import EvalPlan, evaluate_model
 from cofitune.evaluation.settings import EvaluationSection, FewshotSettings, fewshot_by_task
 from cofitune.infra import io
-from cofitune.stages.data import make_tasks
 
 SMOKE = Path(__file__).resolve().parents[3] / "workflow" / "presets" / "smoke.yaml"
 
@@ -36,14 +35,8 @@ def test_the_section_parses_them_and_a_plain_pass_has_no_turns():
     assert plan.calls("plain") == [(FewshotSettings(0, False, None), ["spe_a", "t"]), (FewshotSettings(2, False, None), ["u"])]
 
 
-def test_the_settings_reach_simple_evaluate_and_every_metrics_row(tmp_path, tiny_llama, monkeypatch):
+def test_the_settings_reach_simple_evaluate_and_every_metrics_row(task_dir, tiny_llama, monkeypatch):
     model, tokenizer = tiny_llama
-    model.save_pretrained(tmp_path / "model")
-    tokenizer.save_pretrained(tmp_path / "model")
-    io.write_jsonl(tmp_path / "spe.jsonl", [{"instruction": f"What is {i}+1?", "output": str(i + 1)} for i in range(4)])
-    io.write_jsonl(tmp_path / "mc.jsonl", [{"question": f"{i} is?", "choices": ["even", "odd"], "answer": i % 2} for i in range(6)])
-    make_tasks(model_dir=tmp_path / "model", speciality={"add": {"test": str(tmp_path / "spe.jsonl"), "max_gen_toks": 2}},
-               local_versatility={"parity": str(tmp_path / "mc.jsonl")}, out_dir=tmp_path / "tasks")
     calls, real = [], lm_eval.simple_evaluate
 
     def spy(**kwargs):
@@ -55,7 +48,7 @@ def test_the_settings_reach_simple_evaluate_and_every_metrics_row(tmp_path, tiny
     monkeypatch.setattr(lm_eval, "simple_evaluate", spy)
     settings = {"parity": FewshotSettings(2, True, "Answer briefly.")}
     plan = EvalPlan(speciality=("spe_add",), groups={"g": ("parity",)}, formats=("plain", "chat"),
-                    include_path=(str(tmp_path / "tasks"),), batch_size=4, fewshot=settings)
+                    include_path=(str(task_dir),), batch_size=4, fewshot=settings)
     output = evaluate_model(model, tokenizer, plan)
     assert [{k: c[k] for k in ("tasks", "num_fewshot", "fewshot_as_multiturn", "system_instruction")} for c in calls] == [
         {"tasks": ["spe_add"], "num_fewshot": 0, "fewshot_as_multiturn": False, "system_instruction": None},

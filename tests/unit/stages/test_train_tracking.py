@@ -9,14 +9,11 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from cofitune.configuration.sections import TrainingSection
-from cofitune.data.sft import tokenize_examples
 from cofitune.infra import io
 from cofitune.infra.records import TrainRecord
-from cofitune.models.modeling import load_prepared
-from cofitune.stages.model import prepare_model
 from cofitune.stages.train import train_candidate
 from cofitune.training import tracking
-from tests.conftest import make_examples, train_outputs
+from tests.conftest import prepare_tiny_run, train_outputs
 
 TRAINING = {"learning_rate": 1e-3, "max_steps": 3, "micro_batch_size": 4, "precision": "fp32", "log_every_steps": 1}
 SPEC = {"layers": "q2", "modules": "ffn"}
@@ -24,11 +21,7 @@ SPEC = {"layers": "q2", "modules": "ffn"}
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prepared")
-    prepare_model({"name_or_path": "builtin:tiny-llama"}, root / "model", seed=0)
-    _, tokenizer = load_prepared(root / "model")
-    rows, _ = tokenize_examples(tokenizer, make_examples(16), max_length=64)
-    io.write_dataset(root / "data", rows)
+    root = prepare_tiny_run(tmp_path_factory.mktemp("prepared"))
     return root
 
 
