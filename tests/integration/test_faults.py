@@ -5,6 +5,7 @@ injected into the writer itself: tests/unit/infra/test_io.py.)"""
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from pathlib import Path
@@ -125,9 +126,14 @@ def test_an_evaluation_killed_midway_is_redone_and_nothing_else(undisturbed, tmp
     started = workdir / "results" / "logs" / "evaluate" / "confirm" / "full_sft.log"
     _kill_when(workdir, config, lambda: started.is_file() and "lm_eval" in started.read_text())
     assert not (workdir / "results" / "eval" / "confirm" / "full_sft" / "metrics.json").exists()
-    trained_at = (workdir / TRAINED).stat().st_mtime_ns
+    # what had finished when the kill came (the scheduler may run an evaluation before another training)
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in (workdir / "results" / "train").glob("*/trained.safetensors")}
+    assert "full_sft" in finished
     proc = _resume(workdir, config)
-    assert "rule train_candidate" not in proc.stdout + proc.stderr and (workdir / TRAINED).stat().st_mtime_ns == trained_at
+    retrained = re.findall(r"rule train_candidate:\n(?:\s+.*\n)*?\s+wildcards: candidate=(\S+)", proc.stdout + proc.stderr)
+    assert not set(retrained) & set(finished), retrained
+    assert {c: (workdir / "results" / "train" / c / "trained.safetensors").stat().st_mtime_ns for c in finished} == finished
+    assert "candidate=full_sft\n" in proc.stdout + proc.stderr  # the killed evaluation is redone
     assert table_differences(undisturbed / "results", workdir / "results") == {}
 
 
