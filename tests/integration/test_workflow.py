@@ -394,15 +394,15 @@ def test_the_real_model_preset_plans_a_full_run(tmp_path):
 
 @pytest.mark.parametrize(
     ("preset", "trainings", "evaluations"),
-    [(None, 3 + 4 + 1 + 1, 1 + 3 + 5 + 1 + 2), ("quick", 3 + 1, 1 + 3 + 2), ("paper", 3 + 9 + 1 + 1, 1 + 3 + 9 + 3 + 1 + 2)],
+    [(None, 3 + 4 + 1, 1 + 3 + 5 + 1), ("quick", 3 + 1, 1 + 3 + 2), ("paper", 3 + 9 + 1 + 1, 1 + 3 + 9 + 3 + 1 + 2)],
 )
 def test_the_default_config_and_its_overlay_presets_plan_a_full_run(preset, trainings, evaluations, tmp_path):
     """Planned up front: level 1's three nodes and the baselines (Wise-FT merges weights, so it is
     evaluated but not trained); each later level is planned after the previous level's checkpoint.
     Evaluations: base + level 1 + baselines (one per Wise-FT alpha); + 1: full SFT's second seed
-    (the final model's comes with the last level). The fixed rules (not in quick): + 1 training (the
-    paper's ffn in [.25,.5); the middle block is a level-1 node, trained once) and + 2 evaluations
-    (both on the confirm items)."""
+    (the final model's comes with the last level). The fixed rules (in the paper preset only): + 1
+    training (the paper's ffn in [.25,.5); the middle block is a level-1 node, trained once) and + 2
+    evaluations (both on the confirm items)."""
     configs = (REPO / "config.yaml",) + ((PRESETS / f"{preset}.yaml",) if preset else ())
     workdir = scratch_workdir(tmp_path)
     proc = snakemake(workdir, "-n", configfile=configs)
