@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cofitune.configuration.sections import SoftmaskSection, TrainingSection
+from cofitune.configuration.sections import TrainingSection
 from cofitune.fine.importance_file import read_importance
-from cofitune.fine.masking import APPLY_MODES, resolve_parts, row_scales
+from cofitune.fine.masking import APPLY_MODES, SoftmaskSection, resolve_parts, row_scales
 from cofitune.infra import io
 from cofitune.infra.provenance import package_versions
 from cofitune.infra.records import TrainRecord

@@ -22,6 +22,7 @@ import torch
 
 from cofitune.configuration.sections import TrainingSection
 from cofitune.data.sft import tokenize_examples
+from cofitune.fine.masking import SoftmaskSection
 from cofitune.infra import io
 from cofitune.models.modeling import load_prepared
 from cofitune.stages.model import prepare_model
@@ -89,7 +90,7 @@ def test_two_sharded_processes_train_the_same_tensors_as_one(prepared, tmp_path)
     assert proc.stderr.count("weights loaded by process 0 and sent out in shards (2 processes)") == 2 * (len(SPECS) - 1)  # not LoRA
     for spec in SPECS:
         kwargs = {"importance_file": prepared / "importance.safetensors",
-                  "softmask_parts": ["attention", "input_projection", "output_projection"]} if spec.get("softmask") else {}
+                  "softmask": SoftmaskSection(("attention", "input_projection", "output_projection"))} if spec.get("softmask") else {}
         train_candidate(model_dir=prepared / "model", data_dir=prepared / "data", candidate_spec=spec,
                         training=TrainingSection.from_config(TRAINING, seed=3),
                         **train_outputs(tmp_path / "single" / spec["id"]), **kwargs)
@@ -199,7 +200,7 @@ def test_the_paper_8b_preset_plans_a_full_run_on_one_sharded_node(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert paths_outside(proc.stdout, workdir) == []  # names stay inside results_dir
     jobs = planned_jobs(proc.stdout)
-    assert jobs["train_candidate"] == 3 + 6 and jobs["estimate_importance"] == 1
+    assert jobs["train_candidate"] == 3 + 6 + 1 and jobs["estimate_importance"] == 1  # + 1: the paper's fixed rule
     assert "torchrun --standalone --nproc_per_node 8 -m cofitune.stages.train" in proc.stdout
     multi_node = tmp_path / "multi_node.yaml"
     io.write_yaml(multi_node, {**io.read_yaml(PRESETS / "paper-8b.yaml"), "training": {

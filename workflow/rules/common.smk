@@ -36,7 +36,8 @@ from cofitune.methods.candidates import (
 )
 from cofitune.methods.recipes import baseline_specs, fixed_rule_specs
 from cofitune.configuration.evaluation import evaluation_settings
-from cofitune.configuration.sections import SearchSection, SoftmaskSection
+from cofitune.coarse.settings import SearchSection
+from cofitune.fine.masking import SoftmaskSection
 from cofitune.configuration.checks import check_config, check_config_files, check_inputs, static_specs
 from cofitune.infra.io import read_yaml
 from cofitune.data.sources import local_path
@@ -165,7 +166,7 @@ def benchmark_file(name):
 # the search checkpoints and are identified by their region ids.
 CANDIDATE_SPECS = specs_by_id(static_specs(config))
 BASELINE_IDS = list(specs_by_id(baseline_specs(config["baselines"])))
-# The fixed-rule baselines: candidate id -> rule name (the claims compare the search with the best).
+# The fixed rules among the baselines: candidate id -> its name in baselines.fixed_rules (for the claims).
 FIXED_RULE_IDS = {candidate_from_spec(spec).id: name for name, spec in fixed_rule_specs(config["baselines"]).items()}
 SEARCH = config["search"]
 # search.reuse: the region another run chose (checked by the pre-flight) is trained without a search

@@ -1,4 +1,4 @@
-from cofitune.configuration.sections import SearchSection
+from cofitune.coarse.settings import SearchSection
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra.logs import logged_to
 from cofitune.stages.search import decide_level

@@ -27,6 +27,8 @@ units), with a seeded generator.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -177,3 +179,24 @@ def soft_mask_for(model: nn.Module, candidate, importance: Mapping[str, torch.Te
     if not scales:
         raise ValueError(f"candidate {candidate.id!r}: the soft-mask parts {list(parts)} touch none of its trained tensors")
     return SoftMask(model, scales, apply)
+
+
+@dataclass(frozen=True)
+class SoftmaskSection:
+    """The config's `softmask` section: which rows the factors 1 - I scale (`parts`: 'auto' or a
+    tuple of parts) and where they act (`apply`: the optimizer's update or the gradient)."""
+
+    parts: str | tuple[str, ...] = "auto"
+    apply: str = "update"
+
+    def __post_init__(self) -> None:
+        if self.apply not in APPLY_MODES:
+            raise ValueError(f"softmask.apply: {self.apply!r} is not one of {APPLY_MODES}")
+
+    @classmethod
+    def from_config(cls, softmask: Mapping[str, Any]) -> SoftmaskSection:
+        parts = softmask.get("parts", "auto")
+        return cls(parts=parts if isinstance(parts, str) else tuple(parts), apply=softmask.get("apply", "update"))
+
+    def settings(self) -> dict[str, Any]:
+        return {"parts": self.parts if isinstance(self.parts, str) else list(self.parts), "apply": self.apply}

@@ -9,7 +9,7 @@ from typing import Any
 
 from cofitune.coarse import search as tree
 from cofitune.coarse.decision import choose
-from cofitune.configuration.sections import SearchSection
+from cofitune.coarse.settings import SearchSection
 from cofitune.evaluation.scores import candidate_scores
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord

@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cofitune.configuration.sections import SoftmaskSection, TrainingSection
+from cofitune.configuration.sections import TrainingSection
 from cofitune.fine.importance_file import read_importance
-from cofitune.fine.masking import resolve_parts, soft_mask_for
+from cofitune.fine.masking import SoftmaskSection, resolve_parts, soft_mask_for
 from cofitune.infra import io
 from cofitune.infra.logs import setup_logging
 from cofitune.infra.records import TrainRecord
@@ -27,7 +27,6 @@ from cofitune.stages.common import build_accelerator, json_arg
 log = logging.getLogger(__name__)
 
 
-
 def train_candidate(
     *, model_dir: str | Path, data_dir: str | Path, candidate_spec: Mapping[str, Any], training: TrainingSection,
     trained_out: str | Path, metrics_out: str | Path, checkpoint_dir: str | Path, module_sets: Mapping[str, Sequence[str]] | None = None, importance_file: str | Path | None = None,
@@ -35,11 +34,10 @@ def train_candidate(
 ) -> None:
     """Selective SFT of one candidate; writes the trained tensors (`trained_out`) and its TrainRecord
     (`metrics_out`), resuming from and then removing `checkpoint_dir` (kept with keep_checkpoint).
-    The candidate trains under `training.loop.seed`; `training.report_to` trackers get its curves
-    (`cofitune.training.tracking`). `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
+    Seed: `training.loop.seed`; curves: `training.report_to` (`cofitune.training.tracking`); `budget_from`: the TrainRecord of the model whose trained-parameter count the candidate matches."""
     from accelerate.utils import set_seed
 
-    from cofitune.training.loop import train
+    from cofitune.training.loop import chained, train
     from cofitune.training.tracking import check_report_to, tracked_run
 
     report_to = check_report_to(training.report_to)  # before any model is loaded
@@ -86,7 +84,7 @@ def train_candidate(
     # end_training (leaving the block) also ends the process group: every collective stays inside
     with tracked_run(accelerator, report_to, candidate.id, metadata) as log_step:
         result = train(net, rows, settings, accelerator, pad_id=tokenizer.pad_token_id, checkpoint_dir=Path(checkpoint_dir),
-                       fingerprint=fingerprint, grad_transform=_chain(transforms),
+                       fingerprint=fingerprint, grad_transform=chained(transforms),
                        step_scales=mask.step_scales() if mask else None, log_step=log_step)
         trained = {n: full_tensor(t) for n, t in candidate.recipe.trained_tensors(net, candidate, trainable).items()}  # all processes
         if accelerator.is_main_process:
@@ -105,11 +103,6 @@ def train_candidate(
             if not training.keep_checkpoint:  # the outputs are written: resuming is no longer needed
                 shutil.rmtree(checkpoint_dir, ignore_errors=True)
         accelerator.wait_for_everyone()
-
-
-def _chain(transforms: Sequence[Any]):
-    """One gradient transform that applies `transforms` in order (None when there are none)."""
-    return (lambda model: [transform(model) for transform in transforms]) if transforms else None
 
 
 def derive_weights(
@@ -140,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask", type=json_arg, default={}, help='JSON of the softmask section, e.g. {"parts": "auto", "apply": "update"}')
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
-    parser.add_argument("--report-to", type=json_arg, help="JSON list of trackers (training.report_to), outside --training "
-                        "so that the workflow can change them without retraining")
+    parser.add_argument("--report-to", type=json_arg, help="JSON list of trackers (training.report_to; apart: no retraining)")
     args = parser.parse_args(argv)
     if args.report_to is not None and not isinstance(args.report_to, list):
         parser.error("--report-to takes a JSON list, e.g. '[\"tensorboard\"]'")

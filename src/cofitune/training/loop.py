@@ -43,6 +43,11 @@ GradTransform = Callable[[nn.Module], None]
 StepLogger = Callable[[dict[str, float], float], None]  # (the step's record, its seconds): live curves
 
 
+def chained(transforms: Sequence[GradTransform]) -> GradTransform | None:
+    """One gradient transform that applies `transforms` in order (None when there are none)."""
+    return (lambda model: [transform(model) for transform in transforms]) if transforms else None
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     learning_rate: float = 4e-5

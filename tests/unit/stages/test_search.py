@@ -6,7 +6,7 @@ import dataclasses
 
 import pyarrow as pa
 
-from cofitune.configuration.sections import SearchSection
+from cofitune.coarse.settings import SearchSection
 from cofitune.evaluation.settings import EvaluationSection
 from cofitune.infra import io
 from cofitune.infra.records import EvalRecord, LevelDecision, TrainRecord

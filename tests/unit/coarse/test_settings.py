@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from cofitune.configuration.sections import SearchSection, SoftmaskSection
+from cofitune.coarse.settings import SearchSection
+from cofitune.fine.masking import SoftmaskSection
 
 
 def test_the_search_section_keeps_only_what_a_decision_reads():
