@@ -246,6 +246,8 @@ def training_for(candidate):
 
 # training.report_to reaches the training jobs outside their params, so changing it reruns none
 REPORT_TO = json.dumps(config["training"].get("report_to", []))
+# The config as the tables and the final model record it: without the trackers (they change no result)
+RECORDED_CONFIG = {**config, "training": {k: v for k, v in config["training"].items() if k != "report_to"}}
 
 
 def recipe_of(candidate):

@@ -12,7 +12,7 @@ rule write_final_model:
     params:
         candidate=lambda wc: final_candidate(),
         region_source=lambda wc: region_source(),
-        config=config,
+        config=RECORDED_CONFIG,
         importance_sources=IMPORTANCE_SOURCES,
         code=code_hash("cofitune.stages.deliver:write_final_model"),
     log:

@@ -9,7 +9,7 @@ rule aggregate_tables:
     params:
         trained=trained_candidates,
         evaluation=EVALUATION,
-        config=config,
+        config=RECORDED_CONFIG,
         code=code_hash("cofitune.stages.tables:aggregate"),
     log:
         log_file("aggregate_tables"),
