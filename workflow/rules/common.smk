@@ -244,8 +244,14 @@ def training_for(candidate):
     return {key: value for key, value in training.items() if key != "report_to"}
 
 
-# training.report_to reaches the training jobs outside their params, so changing it reruns none
-REPORT_TO = json.dumps(config["training"].get("report_to", []))
+# training.report_to reaches the training jobs through the environment, outside their params and
+# command, so changing it reruns none (the trackers change no result; SLURM jobs inherit it)
+os.environ.update(COFITUNE_REPORT_TO=json.dumps(config["training"].get("report_to", [])))
+
+
+envvars:
+    "COFITUNE_REPORT_TO",
+
 # The config as the tables and the final model record it: without the trackers (they change no result)
 RECORDED_CONFIG = {**config, "training": {k: v for k, v in config["training"].items() if k != "report_to"}}
 

@@ -40,7 +40,7 @@ rule train_candidate:
             " --model-dir {input.model:q} --data-dir {input.data:q} --candidate {params.candidate:q}"
             " --training {params.training:q} --module-sets {params.module_sets:q} --seed {params.seed}"
             " --trained-out {output.trained:q} --metrics-out {output.metrics:q} --checkpoint-dir {params.checkpoint:q}"
-            " --report-to {REPORT_TO:q} {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
+            " {params.softmask:q} {params.budget:q} > {log:q} 2>&1"
         )
 
 

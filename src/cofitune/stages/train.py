@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Mapping, Sequence
@@ -133,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask", type=json_arg, default={}, help='JSON of the softmask section, e.g. {"parts": "auto", "apply": "update"}')
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
-    parser.add_argument("--report-to", type=json_arg, help="JSON list of trackers (training.report_to; apart: no retraining)")
+    parser.add_argument("--report-to", type=json_arg, default=os.environ.get("COFITUNE_REPORT_TO"), help="JSON list of trackers")
     args = parser.parse_args(argv)
     if args.report_to is not None and not isinstance(args.report_to, list):
         parser.error("--report-to takes a JSON list, e.g. '[\"tensorboard\"]'")

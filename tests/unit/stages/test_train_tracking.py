@@ -62,14 +62,15 @@ def test_a_tracker_that_is_not_installed_stops_the_job_before_training(prepared,
 
 
 def test_the_command_lines_report_to_replaces_the_sections(prepared, tmp_path, monkeypatch):
-    """So a workflow can pass the trackers outside the training section (which would rerun the jobs)."""
+    """The workflow passes the trackers in $COFITUNE_REPORT_TO, outside the training section (which would rerun the jobs)."""
     import json
 
     from cofitune.stages import train
 
     monkeypatch.setattr(train, "setup_logging", lambda: None)  # leave the test session's logging as it is
+    monkeypatch.setenv("COFITUNE_REPORT_TO", '["tensorboard"]')  # how the workflow passes them (common.smk)
     outputs = train_outputs(tmp_path)
     assert train.main(["--model-dir", str(prepared / "model"), "--data-dir", str(prepared / "data"), "--candidate", json.dumps(SPEC),
-                 "--training", json.dumps({**TRAINING, "max_steps": 1, "report_to": []}), "--report-to", '["tensorboard"]', "--seed", "3",
+                 "--training", json.dumps({**TRAINING, "max_steps": 1, "report_to": []}), "--seed", "3",
                  *(arg for key, path in outputs.items() for arg in (f"--{key.replace('_', '-')}", str(path)))]) == 0
     assert list((tmp_path / "tracking" / tracking.PROJECT).glob("events.out.tfevents.*"))
