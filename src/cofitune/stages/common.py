@@ -63,3 +63,11 @@ def json_arg(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise argparse.ArgumentTypeError(f"not valid JSON: {err}") from err
+
+
+def json_list_arg(text: str) -> list[Any]:
+    """argparse type of a JSON list option (e.g. `--report-to '["tensorboard"]'`)."""
+    value = json_arg(text)
+    if not isinstance(value, list):
+        raise argparse.ArgumentTypeError(f"takes a JSON list, e.g. '[\"tensorboard\"]', not {text!r}")
+    return value

@@ -23,7 +23,7 @@ from cofitune.methods.candidates import candidate_from_spec
 from cofitune.models import regions
 from cofitune.models.modeling import empty_model, load_prepared, load_tokenizer
 from cofitune.models.sharding import full_tensor, materialise, shard_model
-from cofitune.stages.common import build_accelerator, json_arg
+from cofitune.stages.common import build_accelerator, json_arg, json_list_arg
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importance", help="combined importance (safetensors), for soft-masked candidates")
     parser.add_argument("--softmask", type=json_arg, default={}, help='JSON of the softmask section, e.g. {"parts": "auto", "apply": "update"}')
     parser.add_argument("--budget-from", help="train_metrics.json of the model whose trained parameters to match")
-    parser.add_argument("--report-to", type=json_arg, default=os.environ.get("COFITUNE_REPORT_TO"), help="JSON list of trackers")
+    parser.add_argument("--report-to", type=json_list_arg, default=os.environ.get("COFITUNE_REPORT_TO"), help="JSON list of trackers")
     args = parser.parse_args(argv)
-    if args.report_to is not None and not isinstance(args.report_to, list):
-        parser.error("--report-to takes a JSON list, e.g. '[\"tensorboard\"]'")
     setup_logging()
     training = args.training if args.report_to is None else {**args.training, "report_to": args.report_to}
     train_candidate(model_dir=args.model_dir, data_dir=args.data_dir, candidate_spec=args.candidate,
