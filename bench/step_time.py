@@ -6,7 +6,7 @@ torch.cuda.max_memory_allocated.
 
 `--loss answer` puts the loss on the last `--answer-tokens` tokens of each row only (our speciality
 data: short answers after a long prompt) and measures each configuration twice: with logits computed
-at every position and at the target positions only (what `train.token_loss_sum` does).
+at every position and at the target positions only (what `cofitune.training.loss.token_loss_sum` does).
 
     python bench/step_time.py [--model default|tiny|smollm2-shape] [--steps 6] [--precision bf16] [--loss answer]
 """
@@ -39,10 +39,10 @@ def measure(model_key: str, candidate_id: str, steps: int, warmup: int, batch: i
             answer_tokens: int | None, all_logits: bool) -> dict:
     from accelerate import Accelerator
 
-    from cofitune.training import loop as train_module
+    from cofitune.training import loss as loss_module
 
     if all_logits:  # the loop's behaviour before target-position logits
-        train_module.accepts_logits_to_keep = lambda model: False
+        loss_module.accepts_logits_to_keep = lambda model: False
     model, tokenizer = load_model(model_key)
     names = candidate_from_spec(CONFIGS[candidate_id]).trainable_names(model)
     regions.freeze_all_but(model, names)

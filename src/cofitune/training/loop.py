@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import logging
 import math
@@ -29,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from torch import nn
 
 from cofitune.data.sft import IGNORE_INDEX, collate
 from cofitune.infra import io
 from cofitune.models.sharding import distribute_like, full_tensor, is_sharded
+from cofitune.training.loss import token_loss_sum
 
 log = logging.getLogger(__name__)
 
@@ -202,31 +201,6 @@ def learning_rate_at(step: int, n_steps: int, settings: TrainSettings) -> float:
         return settings.learning_rate * (step + 1) / warmup
     progress = (step - warmup) / max(1, n_steps - warmup)
     return settings.learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def token_loss_sum(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Cross-entropy summed (not averaged) over the target tokens, in float32.
-
-    Only the positions that predict a target token go through the output layer: with a
-    response-only loss on short answers that is a few percent of the sequence, and the
-    vocabulary projection is otherwise a large share of a small model's step.
-    """
-    targets = batch["labels"][:, 1:]
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    if accepts_logits_to_keep(model):
-        # Position t predicts token t + 1; keep a position if any row has a target there.
-        keep = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
-        logits = model(**inputs, logits_to_keep=keep).logits
-        targets = targets[:, keep]
-    else:
-        logits = model(**inputs).logits[:, :-1]
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
-
-
-def accepts_logits_to_keep(model: nn.Module) -> bool:
-    """Whether the model's forward can restrict its logits to given positions (transformers >= 4.50)."""
-    inner = getattr(model, "module", model)  # DDP wrapper
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 # ------------------------------------------------------------------ checkpoints

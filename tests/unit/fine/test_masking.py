@@ -10,7 +10,8 @@ from accelerate import Accelerator
 
 from cofitune.fine import importance, masking
 from cofitune.models import regions
-from cofitune.training.loop import TrainSettings, token_loss_sum, train
+from cofitune.training.loop import TrainSettings, train
+from cofitune.training.loss import token_loss_sum
 from tests.conftest import random_batches
 
 FAMILIES = ["tiny_llama", "tiny_gpt2", "tiny_neox"]
