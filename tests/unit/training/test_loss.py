@@ -104,3 +104,29 @@ def test_the_model_path_overwrites_its_logits_and_trains_exactly_as_before(famil
     (token_loss_sum(model, batch) * 0.37).backward()
     for name, p in model.named_parameters():
         assert torch.equal(p.grad, want[name]), name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_the_in_place_kernels_equal_torchs_on_cuda_before_they_are_used_there(monkeypatch):
+    """What IN_PLACE_DEVICES waits for: pass this on a GPU (`bash bench/gpu.sh tests`), then add "cuda"."""
+    monkeypatch.setattr(loss_module, "IN_PLACE_DEVICES", frozenset({"cpu", "cuda"}))
+    generator = torch.Generator(device="cuda").manual_seed(0)
+    base = torch.randn(2053, 50257, generator=generator, device="cuda") * 3
+    targets = torch.randint(0, 50257, (2053,), generator=generator, device="cuda")
+    targets[::3] = IGNORE_INDEX
+    want_loss, want_grad = _reference(base, targets, scale=0.0123)
+    leaf = base.clone().requires_grad_()
+    loss = summed_cross_entropy(leaf * 1.0, targets)
+    (loss * 0.0123).backward()
+    assert torch.equal(loss.detach(), want_loss)
+    assert torch.equal(leaf.grad, want_grad)
+
+
+def test_off_the_proven_devices_the_loss_is_torchs_own(monkeypatch):
+    monkeypatch.setattr(loss_module, "IN_PLACE_DEVICES", frozenset())
+    logits = (torch.randn(5, 11) * 1.0).requires_grad_()
+    before = logits.detach().clone()
+    targets = torch.tensor([1, 2, IGNORE_INDEX, 4, 5])
+    loss = summed_cross_entropy(logits, targets)
+    assert loss.grad_fn.name() != "_SummedCrossEntropyBackward"
+    assert torch.equal(loss, F.cross_entropy(before, targets, ignore_index=IGNORE_INDEX, reduction="sum"))
