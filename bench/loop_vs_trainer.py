@@ -5,7 +5,8 @@ Each (configuration, arm, round) runs in its own child process on a freshly load
 arms are interleaved in rounds (loop, Trainer, loop, Trainer, ...) so drift in machine load hits
 both. Every arm sees the same rows, in the same order:
 - `--data synthetic`: `--seq` random tokens, labels == input_ids (loss on all tokens), no padding;
-  the math of both arms is the same, so this measures the loops' own overhead.
+  the math of both arms is the same (our cross-entropy equals torch's bit for bit, computed in the
+  logits' own buffer: `cofitune.training.loss`), so this measures what the loops do around it.
 - `--data default`: the default run's training rows (config.yaml's speciality files through our
   tokenizer: chat template, response-only loss, max_length 224), what a user trains on. The
   Trainer pads each batch to its longest row (labels -100 on prompts and padding, as TRL's
