@@ -29,8 +29,9 @@ from cofitune.data.sft import IGNORE_INDEX
 # (tests/unit/training/test_loss.py, run by `bash bench/gpu.sh tests`) but has not run yet: there
 # the loss is F.cross_entropy until it has passed.
 IN_PLACE_DEVICES = frozenset({"cpu"})
-# Entries of the backward's block buffer: on a CPU small enough to stay in cache (8 MB), where
-# fresh pages are what costs; on an accelerator large enough to keep the kernel launches few.
+# Entries of the backward's block buffer: on a CPU 8 MB, one buffer reused for every block, so no
+# fresh pages (what costs there; the block size itself was not tuned); on an accelerator large
+# enough to keep the kernel launches few.
 CHUNK_ELEMENTS = {"cpu": 2**21, "cuda": 2**25}
 
 
